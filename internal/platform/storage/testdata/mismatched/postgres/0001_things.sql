@@ -1,0 +1,2 @@
+CREATE TABLE things (id TEXT PRIMARY KEY, n INTEGER NOT NULL);
+CREATE INDEX things_n ON things (n);
