@@ -1,0 +1,4 @@
+package artwork
+
+// HSL exposes hsl to the tests.
+var HSL = hsl

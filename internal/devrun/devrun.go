@@ -1,0 +1,273 @@
+// Package devrun is the supervisor behind `marquee dev`: it runs the whole
+// system on one machine, each program as its own OS process started from
+// the same binary, restarts a crashed process with backoff, and stops
+// everything, leaving no process behind, when its context ends.
+//
+// Orphans are prevented twice over: children get SIGTERM from the kernel
+// when the supervisor dies (Pdeathsig), and every child is told the
+// supervisor's pid (--parent-pid) and exits when its parent changes.
+package devrun
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/big"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/marquee-tv/marquee/internal/platform/peers"
+)
+
+// Config is what `marquee dev` is asked to run.
+type Config struct {
+	// Binary is the marquee executable that children run.
+	Binary string
+	// DataDir holds databases, logs and credentials.json.
+	DataDir string
+	// Addr is the gateway's public address.
+	Addr string
+	// ConsoleAddr is the console and control-plane admin address.
+	ConsoleAddr string
+	// PostgresURL, NATSURL and RedisURL point at external servers; empty
+	// means embedded defaults (SQLite, an embedded NATS, no Redis).
+	PostgresURL, NATSURL, RedisURL string
+	// Services lists the services to run, in start order.
+	Services []string
+	// Replicas is the number of instances per service (default 1).
+	Replicas map[string]int
+	// Reset deletes DataDir before starting.
+	Reset bool
+	// Out receives the human-readable summary.
+	Out io.Writer
+	// Log receives the supervisor's own structured log.
+	Log *slog.Logger
+}
+
+// Credentials are the accounts marquee dev creates, as written to
+// DataDir/credentials.json.
+type Credentials struct {
+	Demo  Account `json:"demo"`
+	Admin Account `json:"admin"`
+}
+
+// Account is one set of sign-in credentials.
+type Account struct {
+	Email    string `json:"email"`
+	Password string `json:"password"`
+}
+
+// ParseReplicas reads "recommendations=2,catalog=3".
+func ParseReplicas(s string) (map[string]int, error) {
+	out := map[string]int{}
+	for _, part := range strings.Split(s, ",") {
+		part = strings.TrimSpace(part)
+		if part == "" {
+			continue
+		}
+		name, n, ok := strings.Cut(part, "=")
+		count, err := strconv.Atoi(n)
+		if !ok || err != nil || count < 1 || count > 16 || name == "" {
+			return nil, fmt.Errorf("bad replica count %q: want service=N with N from 1 to 16", part)
+		}
+		out[name] = count
+	}
+	return out, nil
+}
+
+// Run starts the system and supervises it until ctx ends.
+func Run(ctx context.Context, cfg Config) error {
+	started := time.Now()
+	for name := range cfg.Replicas {
+		if !contains(cfg.Services, name) {
+			return fmt.Errorf("--replicas names %q, which is not a service here (have %s)", name, strings.Join(cfg.Services, ", "))
+		}
+	}
+	if cfg.Reset {
+		if err := os.RemoveAll(cfg.DataDir); err != nil {
+			return fmt.Errorf("reset %s: %w", cfg.DataDir, err)
+		}
+	}
+	logDir := filepath.Join(cfg.DataDir, "logs")
+	if err := os.MkdirAll(logDir, 0o755); err != nil {
+		return err
+	}
+	creds, err := loadOrCreateCredentials(filepath.Join(cfg.DataDir, "credentials.json"))
+	if err != nil {
+		return err
+	}
+
+	s := &supervisor{cfg: cfg, logDir: logDir, parent: os.Getpid()}
+	defer s.stopAll()
+
+	natsURL := cfg.NATSURL
+	if natsURL == "" {
+		port, err := freePort()
+		if err != nil {
+			return err
+		}
+		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+		natsURL = "nats://" + addr
+		p := s.start(ctx, "nats", []string{"nats", "--addr", addr, "--store", filepath.Join(cfg.DataDir, "nats")}, tcpReady(addr))
+		if err := p.waitReady(ctx, 20*time.Second); err != nil {
+			return err
+		}
+	}
+
+	// Every instance gets its ports up front, so the table of peers is known
+	// before any starts and stays the same across restarts.
+	type instance struct {
+		service, name, grpcAddr, adminAddr string
+	}
+	var instances []instance
+	table := peers.Table{}
+	for _, svc := range cfg.Services {
+		n := max(cfg.Replicas[svc], 1)
+		for i := 1; i <= n; i++ {
+			g, err := freePort()
+			if err != nil {
+				return err
+			}
+			a, err := freePort()
+			if err != nil {
+				return err
+			}
+			name := svc
+			if n > 1 {
+				name = fmt.Sprintf("%s-%d", svc, i)
+			}
+			inst := instance{svc, name, hostPort(g), hostPort(a)}
+			instances = append(instances, inst)
+			table[svc] = append(table[svc], inst.grpcAddr)
+		}
+	}
+	common := []string{"--data", cfg.DataDir, "--nats", natsURL, "--peers", table.String()}
+	if cfg.PostgresURL != "" {
+		common = append(common, "--postgres", cfg.PostgresURL)
+	}
+	var procs []*proc
+	for _, inst := range instances {
+		args := append([]string{"serve", inst.service, "--grpc-addr", inst.grpcAddr, "--admin-addr", inst.adminAddr}, common...)
+		procs = append(procs, s.start(ctx, inst.name, args, httpReady("http://"+inst.adminAddr+"/readyz")))
+	}
+	gwAdmin, err := freePort()
+	if err != nil {
+		return err
+	}
+	gwArgs := []string{"gateway", "--addr", cfg.Addr, "--admin-addr", hostPort(gwAdmin), "--peers", table.String()}
+	procs = append(procs, s.start(ctx, "gateway", gwArgs, httpReady("http://"+hostPort(gwAdmin)+"/readyz")))
+	for _, p := range procs {
+		if err := p.waitReady(ctx, 60*time.Second); err != nil {
+			return err
+		}
+	}
+
+	fmt.Fprintf(cfg.Out, "\nMarquee is ready in %s\n\n", time.Since(started).Round(time.Millisecond))
+	fmt.Fprintf(cfg.Out, "  API and web app   http://%s\n", cfg.Addr)
+	fmt.Fprintf(cfg.Out, "  titles            http://%s/api/v1/titles\n", cfg.Addr)
+	fmt.Fprintf(cfg.Out, "  API description   http://%s/api/openapi.json\n", cfg.Addr)
+	fmt.Fprintf(cfg.Out, "  demo viewer       %s / %s\n", creds.Demo.Email, creds.Demo.Password)
+	fmt.Fprintf(cfg.Out, "  admin             %s / %s\n", creds.Admin.Email, creds.Admin.Password)
+	fmt.Fprintf(cfg.Out, "  events (NATS)     %s\n", natsURL)
+	for _, inst := range instances {
+		fmt.Fprintf(cfg.Out, "  %-17s grpc %s  admin http://%s\n", inst.name, inst.grpcAddr, inst.adminAddr)
+	}
+	fmt.Fprintf(cfg.Out, "  data and logs     %s\n\nCtrl-C stops everything.\n", cfg.DataDir)
+
+	<-ctx.Done()
+	fmt.Fprintln(cfg.Out, "\nstopping...")
+	return nil
+}
+
+func loadOrCreateCredentials(path string) (Credentials, error) {
+	var c Credentials
+	if b, err := os.ReadFile(path); err == nil {
+		if err := json.Unmarshal(b, &c); err != nil {
+			return c, fmt.Errorf("%s: %w (delete it or run with --reset)", path, err)
+		}
+		return c, nil
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return c, err
+	}
+	c = Credentials{
+		Demo:  Account{Email: "demo@marquee.local", Password: randomPassword()},
+		Admin: Account{Email: "admin@marquee.local", Password: randomPassword()},
+	}
+	b, _ := json.MarshalIndent(c, "", "  ")
+	return c, os.WriteFile(path, append(b, '\n'), 0o600)
+}
+
+func randomPassword() string {
+	const alphabet = "abcdefghjkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789"
+	b := make([]byte, 16)
+	for i := range b {
+		n, err := rand.Int(rand.Reader, big.NewInt(int64(len(alphabet))))
+		if err != nil {
+			panic(err) // crypto/rand does not fail on Linux
+		}
+		b[i] = alphabet[n.Int64()]
+	}
+	return string(b)
+}
+
+// freePort asks the kernel for a free loopback port.
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, fmt.Errorf("find a free port: %w", err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+func hostPort(port int) string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(port)) }
+
+func tcpReady(addr string) func(context.Context) error {
+	return func(ctx context.Context) error {
+		var d net.Dialer
+		c, err := d.DialContext(ctx, "tcp", addr)
+		if err != nil {
+			return err
+		}
+		return c.Close()
+	}
+}
+
+var readyClient = &http.Client{Timeout: time.Second}
+
+func httpReady(url string) func(context.Context) error {
+	return func(ctx context.Context) error {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		if err != nil {
+			return err
+		}
+		resp, err := readyClient.Do(req)
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("%s: %s", url, resp.Status)
+		}
+		return nil
+	}
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
