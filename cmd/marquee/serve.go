@@ -60,6 +60,7 @@ func runServe(ctx context.Context, args []string) error {
 	natsURL := fs.String("nats", "nats://127.0.0.1:4222", "NATS JetStream URL")
 	peerTable := fs.String("peers", "", "addresses of peers by name: svc=host:port[,host:port][;svc=...]; unnamed peers resolve through DNS as <svc>:"+peers.DefaultPort)
 	ver := fs.String("version", "v1", "instance version label (v1, v2)")
+	credentials := fs.String("credentials", "", "seed the demo data, with the demo and admin accounts of this credentials.json (marquee dev sets it)")
 	if err := pf.parse(fs, args); err != nil {
 		return err
 	}
@@ -78,12 +79,13 @@ func runServe(ctx context.Context, args []string) error {
 	dialer := peers.NewDialer(table)
 	a.OnClose(dialer.Close)
 	env := &service.Env{
-		Name:    name,
-		Version: *ver,
-		App:     a,
-		Storage: storage.Config{Service: name, DataDir: *dataDir, PostgresURL: *postgres},
-		NATSURL: *natsURL,
-		Peers:   dialer,
+		Name:        name,
+		Version:     *ver,
+		App:         a,
+		Storage:     storage.Config{Service: name, DataDir: *dataDir, PostgresURL: *postgres},
+		NATSURL:     *natsURL,
+		Peers:       dialer,
+		Credentials: *credentials,
 	}
 	if err := start(ctx, env); err != nil {
 		return fmt.Errorf("%s: %w", name, err)

@@ -26,6 +26,7 @@ import (
 	"time"
 
 	"github.com/marquee-tv/marquee/internal/platform/peers"
+	"github.com/marquee-tv/marquee/internal/platform/seed"
 )
 
 // Config is what `marquee dev` is asked to run.
@@ -51,19 +52,6 @@ type Config struct {
 	Out io.Writer
 	// Log receives the supervisor's own structured log.
 	Log *slog.Logger
-}
-
-// Credentials are the accounts marquee dev creates, as written to
-// DataDir/credentials.json.
-type Credentials struct {
-	Demo  Account `json:"demo"`
-	Admin Account `json:"admin"`
-}
-
-// Account is one set of sign-in credentials.
-type Account struct {
-	Email    string `json:"email"`
-	Password string `json:"password"`
 }
 
 // ParseReplicas reads "recommendations=2,catalog=3".
@@ -101,7 +89,8 @@ func Run(ctx context.Context, cfg Config) error {
 	if err := os.MkdirAll(logDir, 0o755); err != nil {
 		return err
 	}
-	creds, err := loadOrCreateCredentials(filepath.Join(cfg.DataDir, "credentials.json"))
+	credsFile := filepath.Join(cfg.DataDir, "credentials.json")
+	creds, err := loadOrCreateCredentials(credsFile)
 	if err != nil {
 		return err
 	}
@@ -150,7 +139,7 @@ func Run(ctx context.Context, cfg Config) error {
 			table[svc] = append(table[svc], inst.grpcAddr)
 		}
 	}
-	common := []string{"--data", cfg.DataDir, "--nats", natsURL, "--peers", table.String()}
+	common := []string{"--data", cfg.DataDir, "--nats", natsURL, "--peers", table.String(), "--credentials", credsFile}
 	if cfg.PostgresURL != "" {
 		common = append(common, "--postgres", cfg.PostgresURL)
 	}
@@ -188,19 +177,19 @@ func Run(ctx context.Context, cfg Config) error {
 	return nil
 }
 
-func loadOrCreateCredentials(path string) (Credentials, error) {
-	var c Credentials
-	if b, err := os.ReadFile(path); err == nil {
-		if err := json.Unmarshal(b, &c); err != nil {
-			return c, fmt.Errorf("%s: %w (delete it or run with --reset)", path, err)
+func loadOrCreateCredentials(path string) (seed.Credentials, error) {
+	if _, err := os.Stat(path); err == nil {
+		c, err := seed.Load(path)
+		if err != nil {
+			return c, fmt.Errorf("%w (delete it or run with --reset)", err)
 		}
 		return c, nil
 	} else if !errors.Is(err, os.ErrNotExist) {
-		return c, err
+		return seed.Credentials{}, err
 	}
-	c = Credentials{
-		Demo:  Account{Email: "demo@marquee.local", Password: randomPassword()},
-		Admin: Account{Email: "admin@marquee.local", Password: randomPassword()},
+	c := seed.Credentials{
+		Demo:  seed.Account{Email: "demo@marquee.local", Password: randomPassword()},
+		Admin: seed.Account{Email: "admin@marquee.local", Password: randomPassword()},
 	}
 	b, _ := json.MarshalIndent(c, "", "  ")
 	return c, os.WriteFile(path, append(b, '\n'), 0o600)
@@ -270,4 +259,3 @@ func contains(list []string, s string) bool {
 	}
 	return false
 }
-

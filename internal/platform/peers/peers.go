@@ -6,6 +6,7 @@
 package peers
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -19,6 +20,8 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/resolver"
 	"google.golang.org/grpc/resolver/manual"
+
+	"github.com/marquee-tv/marquee/internal/platform/principal"
 )
 
 // DefaultPort is the gRPC port a service name resolves to through DNS when
@@ -96,6 +99,8 @@ func (d *Dialer) Conn(service string) (*grpc.ClientConn, error) {
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithStatsHandler(otelgrpc.NewClientHandler()),
 		grpc.WithDefaultServiceConfig(`{"loadBalancingConfig":[{"round_robin":{}}]}`),
+		grpc.WithChainUnaryInterceptor(forwardUnary),
+		grpc.WithChainStreamInterceptor(forwardStream),
 	}, d.opts...)
 	target := "dns:///" + net.JoinHostPort(service, DefaultPort)
 	if addrs := d.table[service]; len(addrs) > 0 {
@@ -114,6 +119,16 @@ func (d *Dialer) Conn(service string) (*grpc.ClientConn, error) {
 	}
 	d.conns[service] = c
 	return c, nil
+}
+
+// forwardUnary and forwardStream pass the caller and request id of the
+// call being served on to the peer (see principal.Forward).
+func forwardUnary(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+	return invoker(principal.Forward(ctx), method, req, reply, cc, opts...)
+}
+
+func forwardStream(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, streamer grpc.Streamer, opts ...grpc.CallOption) (grpc.ClientStream, error) {
+	return streamer(principal.Forward(ctx), desc, cc, method, opts...)
 }
 
 // Close closes every connection.

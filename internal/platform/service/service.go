@@ -34,6 +34,10 @@ type Env struct {
 	NATSURL string
 	// Peers dials other services by name.
 	Peers *peers.Dialer
+	// Credentials, when set, is the credentials.json of the demo and admin
+	// accounts: the service seeds its part of the demo data (see package
+	// seed). Empty means seed nothing.
+	Credentials string
 }
 
 // OpenDB opens and migrates the service's database, closes it at shutdown

@@ -62,7 +62,8 @@ func (m Migrations) load(d Dialect) ([]migration, error) {
 }
 
 // platformMigrations are the tables every service has: the transactional
-// outbox and the consumer inbox (see package events).
+// outbox and the consumer inbox (see package events), and the barrier of
+// saga participants (see package saga/barrier).
 var platformMigrations = []migration{
 	{version: 1, name: "outbox", sql: `
 CREATE TABLE IF NOT EXISTS marquee_outbox (
@@ -83,6 +84,16 @@ CREATE TABLE IF NOT EXISTS marquee_inbox (
 	event_id     TEXT NOT NULL,
 	processed_at TIMESTAMP NOT NULL,
 	PRIMARY KEY (consumer, event_id)
+);`},
+	{version: 2, name: "saga barrier", sql: `
+CREATE TABLE IF NOT EXISTS marquee_barrier (
+	saga_id    TEXT NOT NULL,
+	step       TEXT NOT NULL,
+	op         TEXT NOT NULL,
+	outcome    TEXT NOT NULL,
+	result     BYTEA,
+	created_at TIMESTAMP NOT NULL,
+	PRIMARY KEY (saga_id, step, op)
 );`},
 }
 

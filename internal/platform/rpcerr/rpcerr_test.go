@@ -1,0 +1,34 @@
+package rpcerr
+
+import (
+	"fmt"
+	"testing"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+)
+
+func TestReasonRoundTrip(t *testing.T) {
+	tests := []struct {
+		err  error
+		code codes.Code
+		want string
+	}{
+		{New(codes.PermissionDenied, "NOT_ENTITLED", "no plan"), codes.PermissionDenied, "NOT_ENTITLED"},
+		{Invalid("page_size", "must not be negative"), codes.InvalidArgument, "INVALID_ARGUMENT"},
+		{fmt.Errorf("wrapped: %w", New(codes.Aborted, "IN_PROGRESS", "x")), codes.Aborted, "IN_PROGRESS"},
+		{status.Error(codes.Internal, "plain"), codes.Internal, ""},
+		{fmt.Errorf("not a status"), codes.Unknown, ""},
+	}
+	for _, tt := range tests {
+		if got := Reason(tt.err); got != tt.want {
+			t.Errorf("Reason(%v) = %q, want %q", tt.err, got, tt.want)
+		}
+		if tt.want != "" && status.Code(tt.err) != tt.code {
+			t.Errorf("status.Code(%v) = %v, want %v", tt.err, status.Code(tt.err), tt.code)
+		}
+	}
+	if !Is(New(codes.FailedPrecondition, "TOO_MANY_STREAMS", "x"), "TOO_MANY_STREAMS") || Is(nil, "X") {
+		t.Error("Is does not match its reason")
+	}
+}
