@@ -22,6 +22,7 @@ func runDev(ctx context.Context, args []string) error {
 	fs.StringVar(&cfg.NATSURL, "nats", "", "external NATS JetStream URL (default: an embedded server)")
 	fs.StringVar(&cfg.RedisURL, "redis", "", "Redis URL for shared gateway rate limits (default: in-process)")
 	replicas := fs.String("replicas", "", "instances per service, e.g. recommendations=2,catalog=2")
+	versions := fs.String("versions", "", "version of every instance of a service, e.g. recommendations=v2 (default: recommendations instances are v1, v2; others v1)")
 	fs.BoolVar(&cfg.Reset, "reset", false, "delete the data directory first")
 	logLevel := fs.String("log-level", "info", "supervisor log level")
 	if err := config.Parse(fs, args, os.Getenv); err != nil {
@@ -33,6 +34,9 @@ func runDev(ctx context.Context, args []string) error {
 	}
 	if cfg.Replicas, err = devrun.ParseReplicas(*replicas); err != nil {
 		return fmt.Errorf("--replicas: %w", err)
+	}
+	if cfg.Versions, err = devrun.ParseVersions(*versions); err != nil {
+		return fmt.Errorf("--versions: %w", err)
 	}
 	for _, a := range []string{cfg.Addr, cfg.ConsoleAddr} {
 		if _, _, err := net.SplitHostPort(a); err != nil {

@@ -55,6 +55,7 @@ func runServe(ctx context.Context, args []string) error {
 	var pf programFlags
 	pf.register(fs, "127.0.0.1:0")
 	grpcAddr := fs.String("grpc-addr", ":"+peers.DefaultPort, "gRPC listen address")
+	httpAddr := fs.String("http-addr", ":8080", "HTTP listen address, for services that serve HTTP (playback's media)")
 	dataDir := fs.String("data", ".marquee", "data directory (SQLite databases)")
 	postgres := fs.String("postgres", "", "PostgreSQL server URL; the service uses database marquee_"+name)
 	natsURL := fs.String("nats", "nats://127.0.0.1:4222", "NATS JetStream URL")
@@ -71,7 +72,7 @@ func runServe(ctx context.Context, args []string) error {
 	if *ver != "v1" && *ver != "v2" {
 		return errors.New("--version: want v1 or v2")
 	}
-	ctx, a, cleanup, err := pf.start(ctx, app.Config{Program: name, GRPCAddr: *grpcAddr})
+	ctx, a, cleanup, err := pf.start(ctx, app.Config{Program: name, GRPCAddr: *grpcAddr, HTTPAddr: *httpAddr})
 	if err != nil {
 		return err
 	}

@@ -21,6 +21,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -46,6 +47,10 @@ type Config struct {
 	Services []string
 	// Replicas is the number of instances per service (default 1).
 	Replicas map[string]int
+	// Versions fixes the version label of every instance of a service
+	// (recommendations=v2); by default the instances of recommendations
+	// are v1, v2, and of other services v1.
+	Versions map[string]string
 	// Reset deletes DataDir before starting.
 	Reset bool
 	// Out receives the human-readable summary.
@@ -72,12 +77,34 @@ func ParseReplicas(s string) (map[string]int, error) {
 	return out, nil
 }
 
+// ParseVersions reads "recommendations=v2".
+func ParseVersions(s string) (map[string]string, error) {
+	out := map[string]string{}
+	for _, part := range strings.Split(s, ",") {
+		part = strings.TrimSpace(part)
+		if part == "" {
+			continue
+		}
+		name, v, ok := strings.Cut(part, "=")
+		if !ok || name == "" || (v != "v1" && v != "v2") {
+			return nil, fmt.Errorf("bad version %q: want service=v1 or service=v2", part)
+		}
+		out[name] = v
+	}
+	return out, nil
+}
+
 // Run starts the system and supervises it until ctx ends.
 func Run(ctx context.Context, cfg Config) error {
 	started := time.Now()
 	for name := range cfg.Replicas {
-		if !contains(cfg.Services, name) {
+		if !slices.Contains(cfg.Services, name) {
 			return fmt.Errorf("--replicas names %q, which is not a service here (have %s)", name, strings.Join(cfg.Services, ", "))
+		}
+	}
+	for name := range cfg.Versions {
+		if !slices.Contains(cfg.Services, name) {
+			return fmt.Errorf("--versions names %q, which is not a service here (have %s)", name, strings.Join(cfg.Services, ", "))
 		}
 	}
 	if cfg.Reset {
@@ -115,18 +142,14 @@ func Run(ctx context.Context, cfg Config) error {
 	// Every instance gets its ports up front, so the table of peers is known
 	// before any starts and stays the same across restarts.
 	type instance struct {
-		service, name, grpcAddr, adminAddr string
+		service, name, version, grpcAddr, httpAddr, adminAddr string
 	}
 	var instances []instance
 	table := peers.Table{}
 	for _, svc := range cfg.Services {
 		n := max(cfg.Replicas[svc], 1)
 		for i := 1; i <= n; i++ {
-			g, err := freePort()
-			if err != nil {
-				return err
-			}
-			a, err := freePort()
+			ports, err := freePorts(3)
 			if err != nil {
 				return err
 			}
@@ -134,9 +157,11 @@ func Run(ctx context.Context, cfg Config) error {
 			if n > 1 {
 				name = fmt.Sprintf("%s-%d", svc, i)
 			}
-			inst := instance{svc, name, hostPort(g), hostPort(a)}
+			inst := instance{svc, name, instanceVersion(cfg, svc, i), hostPort(ports[0]), hostPort(ports[1]), hostPort(ports[2])}
 			instances = append(instances, inst)
 			table[svc] = append(table[svc], inst.grpcAddr)
+			// A service's HTTP endpoint (playback's media) is the peer <svc>-http.
+			table[svc+"-http"] = append(table[svc+"-http"], inst.httpAddr)
 		}
 	}
 	common := []string{"--data", cfg.DataDir, "--nats", natsURL, "--peers", table.String(), "--credentials", credsFile}
@@ -145,7 +170,8 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	var procs []*proc
 	for _, inst := range instances {
-		args := append([]string{"serve", inst.service, "--grpc-addr", inst.grpcAddr, "--admin-addr", inst.adminAddr}, common...)
+		args := append([]string{"serve", inst.service, "--version", inst.version,
+			"--grpc-addr", inst.grpcAddr, "--http-addr", inst.httpAddr, "--admin-addr", inst.adminAddr}, common...)
 		procs = append(procs, s.start(ctx, inst.name, args, httpReady("http://"+inst.adminAddr+"/readyz")))
 	}
 	gwAdmin, err := freePort()
@@ -168,7 +194,7 @@ func Run(ctx context.Context, cfg Config) error {
 	fmt.Fprintf(cfg.Out, "  admin             %s / %s\n", creds.Admin.Email, creds.Admin.Password)
 	fmt.Fprintf(cfg.Out, "  events (NATS)     %s\n", natsURL)
 	for _, inst := range instances {
-		fmt.Fprintf(cfg.Out, "  %-17s grpc %s  admin http://%s\n", inst.name, inst.grpcAddr, inst.adminAddr)
+		fmt.Fprintf(cfg.Out, "  %-17s %s  grpc %s  admin http://%s\n", inst.name, inst.version, inst.grpcAddr, inst.adminAddr)
 	}
 	fmt.Fprintf(cfg.Out, "  data and logs     %s\n\nCtrl-C stops everything.\n", cfg.DataDir)
 
@@ -206,6 +232,34 @@ func randomPassword() string {
 		b[i] = alphabet[n.Int64()]
 	}
 	return string(b)
+}
+
+// instanceVersion is the version label of instance i (from 1) of svc:
+// Versions[svc] when set, else v<i> for services that ship several versions
+// (recommendations=2 runs v1 and v2 side by side), else v1.
+func instanceVersion(cfg Config, svc string, i int) string {
+	if v := cfg.Versions[svc]; v != "" {
+		return v
+	}
+	if svc == "recommendations" && i <= 2 {
+		return fmt.Sprintf("v%d", i)
+	}
+	return "v1"
+}
+
+// freePorts returns n distinct free loopback ports.
+func freePorts(n int) ([]int, error) {
+	ports := make([]int, 0, n)
+	for len(ports) < n {
+		p, err := freePort()
+		if err != nil {
+			return nil, err
+		}
+		if !slices.Contains(ports, p) {
+			ports = append(ports, p)
+		}
+	}
+	return ports, nil
 }
 
 // freePort asks the kernel for a free loopback port.
@@ -249,13 +303,4 @@ func httpReady(url string) func(context.Context) error {
 		}
 		return nil
 	}
-}
-
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
 }

@@ -46,7 +46,8 @@ type Config struct {
 	Program string
 	// GRPCAddr is the gRPC listen address; empty means no gRPC server.
 	GRPCAddr string
-	// HTTPAddr is the main HTTP listen address; empty means none.
+	// HTTPAddr is the main HTTP listen address, served when a handler is
+	// set with SetHandler (services without one ignore it).
 	HTTPAddr string
 	// AdminAddr serves /metrics, /healthz, /readyz and pprof.
 	AdminAddr string
@@ -141,7 +142,7 @@ func (a *App) Metrics() *prometheus.Registry { return a.metrics }
 // GRPC is the gRPC server, nil when Config.GRPCAddr is empty.
 func (a *App) GRPC() *grpc.Server { return a.grpc }
 
-// SetHandler sets the main HTTP handler (needs Config.HTTPAddr).
+// SetHandler sets the main HTTP handler, served on Config.HTTPAddr.
 func (a *App) SetHandler(h http.Handler) { a.handler = h }
 
 // AddCheck adds a readiness check; the program is ready when all pass.
@@ -185,8 +186,8 @@ func (a *App) Addrs() (grpcAddr, httpAddr, adminAddr net.Addr) {
 // clean stop.
 func (a *App) Run(ctx context.Context) (err error) {
 	defer func() { err = errors.Join(err, a.runClosers()) }()
-	if a.cfg.HTTPAddr != "" && a.handler == nil {
-		return errors.New("app: HTTP address set but no handler")
+	if a.handler != nil && a.cfg.HTTPAddr == "" {
+		return errors.New("app: HTTP handler set but no HTTP address")
 	}
 	var lc net.ListenConfig
 	adminLis, err := lc.Listen(ctx, "tcp", a.cfg.AdminAddr)
@@ -200,7 +201,7 @@ func (a *App) Run(ctx context.Context) (err error) {
 			return fmt.Errorf("app: gRPC listener: %w", err)
 		}
 	}
-	if a.cfg.HTTPAddr != "" {
+	if a.handler != nil {
 		if httpLis, err = lc.Listen(ctx, "tcp", a.cfg.HTTPAddr); err != nil {
 			adminLis.Close()
 			if grpcLis != nil {
