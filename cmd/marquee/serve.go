@@ -13,11 +13,13 @@ import (
 	"github.com/marquee-tv/marquee/internal/platform/peers"
 	"github.com/marquee-tv/marquee/internal/platform/service"
 	"github.com/marquee-tv/marquee/internal/platform/storage"
+	"github.com/marquee-tv/marquee/internal/profiles"
 )
 
 // services maps each implemented service to the function that wires it.
 var services = map[string]func(context.Context, *service.Env) error{
-	"catalog": catalog.Start,
+	"catalog":  catalog.Start,
+	"profiles": profiles.Start,
 }
 
 // startOrder lists services in the order marquee dev starts them.

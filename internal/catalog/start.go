@@ -6,6 +6,7 @@ import (
 
 	"github.com/marquee-tv/marquee/internal/catalog/domain"
 	"github.com/marquee-tv/marquee/internal/platform/events"
+	"github.com/marquee-tv/marquee/internal/profiles"
 	"github.com/marquee-tv/marquee/internal/platform/service"
 	"github.com/marquee-tv/marquee/internal/platform/storage"
 )
@@ -34,7 +35,15 @@ func Start(ctx context.Context, env *service.Env) error {
 		}
 		return events.Publish(ctx, tx, ev)
 	}
-	svc, err = NewService(ctx, db, Options{Logger: env.App.Logger(), OnTitleSaved: publish})
+	profilesConn, err := env.Peers.Conn("profiles")
+	if err != nil {
+		return err
+	}
+	svc, err = NewService(ctx, db, Options{
+		Logger:       env.App.Logger(),
+		OnTitleSaved: publish,
+		Profiles:     profiles.NewMaturityLookup(profilesConn),
+	})
 	if err != nil {
 		return err
 	}
