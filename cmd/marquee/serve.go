@@ -14,12 +14,14 @@ import (
 	"github.com/marquee-tv/marquee/internal/platform/service"
 	"github.com/marquee-tv/marquee/internal/platform/storage"
 	"github.com/marquee-tv/marquee/internal/profiles"
+	"github.com/marquee-tv/marquee/internal/recommendations"
 )
 
 // services maps each implemented service to the function that wires it.
 var services = map[string]func(context.Context, *service.Env) error{
-	"catalog":  catalog.Start,
-	"profiles": profiles.Start,
+	"catalog":         catalog.Start,
+	"profiles":        profiles.Start,
+	"recommendations": recommendations.Start,
 }
 
 // startOrder lists services in the order marquee dev starts them.

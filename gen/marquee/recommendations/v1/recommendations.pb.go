@@ -139,7 +139,9 @@ type Row struct {
 	// titles in display order.
 	Titles []*RecommendedTitle `protobuf:"bytes,3,rep,name=titles,proto3" json:"titles,omitempty"`
 	// reason says why the row exists: "trending", "popular_in_genre",
-	// "because_you_watched" or "top_picks".
+	// "because_you_watched", "top_picks", or "cold_start": a v1 row
+	// (trending or popular in a genre, as its id says) answered by v2 because
+	// it has nothing personal for the profile yet.
 	Reason string `protobuf:"bytes,4,opt,name=reason,proto3" json:"reason,omitempty"`
 	// seed_title_id is the watched title a "because_you_watched" row is
 	// similar to.
