@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/marquee-tv/marquee/internal/catalog"
+	"github.com/marquee-tv/marquee/internal/identity"
 	"github.com/marquee-tv/marquee/internal/platform/app"
 	"github.com/marquee-tv/marquee/internal/platform/peers"
 	"github.com/marquee-tv/marquee/internal/platform/service"
@@ -19,6 +20,7 @@ import (
 
 // services maps each implemented service to the function that wires it.
 var services = map[string]func(context.Context, *service.Env) error{
+	"identity":        identity.Start,
 	"catalog":         catalog.Start,
 	"profiles":        profiles.Start,
 	"recommendations": recommendations.Start,
