@@ -8,8 +8,10 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/marquee-tv/marquee/internal/billing"
 	"github.com/marquee-tv/marquee/internal/catalog"
 	"github.com/marquee-tv/marquee/internal/identity"
+	"github.com/marquee-tv/marquee/internal/orders"
 	"github.com/marquee-tv/marquee/internal/platform/app"
 	"github.com/marquee-tv/marquee/internal/platform/peers"
 	"github.com/marquee-tv/marquee/internal/platform/service"
@@ -24,6 +26,8 @@ var services = map[string]func(context.Context, *service.Env) error{
 	"catalog":         catalog.Start,
 	"profiles":        profiles.Start,
 	"recommendations": recommendations.Start,
+	"billing":         billing.Start,
+	"orders":          orders.Start,
 }
 
 // startOrder lists services in the order marquee dev starts them.
