@@ -16,6 +16,7 @@ import (
 	"github.com/marquee-tv/marquee/internal/platform/peers"
 	"github.com/marquee-tv/marquee/internal/platform/service"
 	"github.com/marquee-tv/marquee/internal/platform/storage"
+	"github.com/marquee-tv/marquee/internal/playback"
 	"github.com/marquee-tv/marquee/internal/profiles"
 	"github.com/marquee-tv/marquee/internal/recommendations"
 )
@@ -28,6 +29,7 @@ var services = map[string]func(context.Context, *service.Env) error{
 	"recommendations": recommendations.Start,
 	"billing":         billing.Start,
 	"orders":          orders.Start,
+	"playback":        playback.Start,
 }
 
 // startOrder lists services in the order marquee dev starts them.
