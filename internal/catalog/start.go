@@ -6,9 +6,9 @@ import (
 
 	"github.com/marquee-tv/marquee/internal/catalog/domain"
 	"github.com/marquee-tv/marquee/internal/platform/events"
-	"github.com/marquee-tv/marquee/internal/profiles"
 	"github.com/marquee-tv/marquee/internal/platform/service"
 	"github.com/marquee-tv/marquee/internal/platform/storage"
+	"github.com/marquee-tv/marquee/internal/profiles"
 )
 
 // TitleUpsertedSubject is the event published, through the outbox, in the
