@@ -5,10 +5,13 @@ import (
 	"flag"
 	"fmt"
 	"net"
+	"net/netip"
+	"strings"
 	"time"
 
 	"github.com/marquee-tv/marquee/gen/openapi"
 	"github.com/marquee-tv/marquee/internal/gateway"
+	"github.com/marquee-tv/marquee/internal/gateway/home"
 	"github.com/marquee-tv/marquee/internal/platform/app"
 	"github.com/marquee-tv/marquee/internal/platform/peers"
 )
@@ -18,9 +21,14 @@ func runGateway(ctx context.Context, args []string) error {
 	var pf programFlags
 	pf.register(fs, "127.0.0.1:0")
 	addr := fs.String("addr", "127.0.0.1:8080", "public address: API and web app")
-	peerTable := fs.String("peers", "", "addresses of services by name: svc=host:port[,host:port][;svc=...]")
-	timeout := fs.Duration("request-timeout", gateway.DefaultRequestTimeout, "deadline of each request")
+	peerTable := fs.String("peers", "", "addresses of services by name: svc=host:port[,host:port][;svc=...]; playback's media endpoint is the peer playback-http")
+	timeout := fs.Duration("request-timeout", gateway.DefaultRequestTimeout, "deadline of a request whose route sets none")
 	maxBody := fs.Int64("max-body", gateway.DefaultMaxBodyBytes, "largest request body in bytes")
+	routesFile := fs.String("routes", "", "routing configuration file, reloaded on change and on SIGHUP (default: the built-in routes of the public API)")
+	redisURL := fs.String("redis", "", "Redis URL (redis://host:port/db) to share rate limits between gateway replicas (default: in-process)")
+	natsURL := fs.String("nats", "", "NATS URL, to refuse revoked sessions' tokens at once (default: they work until they expire)")
+	corsOrigins := fs.String("cors-origins", "", "comma-separated origins allowed to call the API from a browser")
+	trusted := fs.String("trusted-proxies", "", "comma-separated networks (CIDR) of proxies whose X-Forwarded-For is believed")
 	if err := pf.parse(fs, args); err != nil {
 		return err
 	}
@@ -37,6 +45,14 @@ func runGateway(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	var proxies []netip.Prefix
+	for _, s := range splitList(*trusted) {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			return fmt.Errorf("--trusted-proxies: %w", err)
+		}
+		proxies = append(proxies, p)
+	}
 	ctx, a, cleanup, err := pf.start(ctx, app.Config{Program: "gateway", HTTPAddr: *addr})
 	if err != nil {
 		return err
@@ -49,11 +65,30 @@ func runGateway(ctx context.Context, args []string) error {
 		MaxBodyBytes:   *maxBody,
 		OpenAPI:        openapi.Swagger,
 		Registerer:     a.Metrics(),
+		RoutesFile:     *routesFile,
+		HTTPUpstreams:  map[string][]string{"playback-media": table["playback-http"]},
+		Home:           home.New(home.Config{Registerer: a.Metrics()}, dialer, a.Logger()),
+		CORSOrigins:    splitList(*corsOrigins),
+		TrustedProxies: proxies,
+		RedisURL:       *redisURL,
+		NATSURL:        *natsURL,
 	}, dialer, a.Logger())
 	if err != nil {
 		return err
 	}
+	a.OnClose(gw.Close)
 	a.SetHandler(gw)
 	a.AddCheck("upstreams", gw.Ready)
+	a.Go("gateway", gw.Run)
 	return a.Run(ctx)
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, part := range strings.Split(s, ",") {
+		if part = strings.TrimSpace(part); part != "" {
+			out = append(out, part)
+		}
+	}
+	return out
 }

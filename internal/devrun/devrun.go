@@ -178,7 +178,10 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
-	gwArgs := []string{"gateway", "--addr", cfg.Addr, "--admin-addr", hostPort(gwAdmin), "--peers", table.String()}
+	gwArgs := []string{"gateway", "--addr", cfg.Addr, "--admin-addr", hostPort(gwAdmin), "--peers", table.String(), "--nats", natsURL}
+	if cfg.RedisURL != "" {
+		gwArgs = append(gwArgs, "--redis", cfg.RedisURL)
+	}
 	procs = append(procs, s.start(ctx, "gateway", gwArgs, httpReady("http://"+hostPort(gwAdmin)+"/readyz")))
 	for _, p := range procs {
 		if err := p.waitReady(ctx, 60*time.Second); err != nil {

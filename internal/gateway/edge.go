@@ -1,6 +1,11 @@
 package gateway
 
 import (
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
+	"strconv"
+
 	"context"
 	"crypto/rand"
 	"errors"
@@ -9,17 +14,16 @@ import (
 	"net/http"
 	"net/url"
 	"runtime/debug"
-	"strings"
 	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
-	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
-	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/marquee-tv/marquee/internal/gateway/routes"
 	"github.com/marquee-tv/marquee/internal/platform/logging"
+	"github.com/marquee-tv/marquee/internal/platform/principal"
 )
 
 // contentSecurityPolicy fits JSON responses and the same-origin web app the
@@ -28,22 +32,28 @@ import (
 const contentSecurityPolicy = "default-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:; " +
 	"object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 
-// securityHeaders are set on every response.
-var securityHeaders = map[string]string{
-	"X-Content-Type-Options":  "nosniff",
-	"X-Frame-Options":         "DENY",
-	"Referrer-Policy":         "no-referrer",
-	"Content-Security-Policy": contentSecurityPolicy,
+// securityHeaders are set on every response (canonical names; the slices
+// are shared and never modified).
+var securityHeaders = map[string][]string{
+	"X-Content-Type-Options":  {"nosniff"},
+	"X-Frame-Options":         {"DENY"},
+	"Referrer-Policy":         {"no-referrer"},
+	"Content-Security-Policy": {contentSecurityPolicy},
 }
 
 // requestState is what the layers of one request share, through its
 // context. The handler chain runs on one goroutine, so only bodyTooLarge,
 // set from body reads, needs to be atomic.
 type requestState struct {
-	id           string      // the request id, checked or generated
-	route        string      // the matched route pattern; set by captureRoute
-	errCode      string      // the code of the error answered, if any
-	bodyTooLarge atomic.Bool // a body read went over the limit
+	id            string // the request id, checked or generated
+	clientAddr    string // the client's address (see clientAddr)
+	route         string // the matched route's name, for logs and metrics
+	rt            *routes.Route
+	principal     principal.Principal // the caller, or only its address
+	errCode       string              // the code of the error answered, if any
+	rpcErr        error               // the error of a transcoded call, if any
+	routeMismatch bool                // the transcoder disagreed with the route
+	bodyTooLarge  atomic.Bool         // a body read went over the limit
 }
 
 type stateKey struct{}
@@ -59,48 +69,85 @@ func stateFrom(ctx context.Context) *requestState {
 }
 
 // requestID returns the id a client sent when it is sane (1 to 64 of
-// [A-Za-z0-9._-]), else a new random one.
+// [A-Za-z0-9._-]), else a new one: a random prefix drawn once per process
+// and a sequence number, unique without a random draw per request.
 func requestID(sent string) string {
-	if logging.ValidRequestID(sent) {
+	if sent != "" && logging.ValidRequestID(sent) {
 		return sent
 	}
-	return rand.Text()
+	return idPrefix + strconv.FormatUint(idSeq.Add(1), 36)
 }
 
-// edge strips headers a client must not set, gives the request its id,
-// sets the headers every response carries, and records the request in the
-// access log and the metrics once it is answered.
+var (
+	idPrefix = rand.Text()[:16] + "."
+	idSeq    atomic.Uint64
+)
+
+// tracer names the gateway's spans; it follows the global tracer provider
+// (set by telemetry.Setup), so without an OTLP endpoint spans are not
+// recorded and cost next to nothing, while the trace context still flows
+// to the upstreams.
+var tracer = otel.Tracer("github.com/marquee-tv/marquee/internal/gateway")
+
+// edge starts the request's server span (continuing the W3C trace context
+// the client sent; probes are not traced), works out the client address,
+// strips headers a client must not set, gives the request its id, sets the
+// headers every response carries, and records the request in the access
+// log, the metrics and the span once it is answered.
 func (g *Gateway) edge(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
+		ctx := r.Context()
+		var span trace.Span
+		if !isProbe(r.URL.Path) {
+			ctx = otel.GetTextMapPropagator().Extract(ctx, propagation.HeaderCarrier(r.Header))
+			ctx, span = tracer.Start(ctx, r.Method, trace.WithSpanKind(trace.SpanKindServer))
+		}
+		st := &requestState{
+			id:         requestID(r.Header.Get("X-Request-Id")),
+			clientAddr: clientAddr(r.RemoteAddr, r.Header["X-Forwarded-For"], g.trusted),
+		}
 		stripUntrusted(r.Header)
-		st := &requestState{id: requestID(r.Header.Get("X-Request-Id"))}
 		r.Header.Del("X-Request-Id") // it travels as st.id from here
 		h := w.Header()
-		h.Set("X-Request-Id", st.id)
+		h["X-Request-Id"] = []string{st.id}
 		for k, v := range securityHeaders {
-			h.Set(k, v)
+			h[k] = v
 		}
-		trace.SpanFromContext(r.Context()).SetAttributes(attribute.String("marquee.request_id", st.id))
+		if span != nil && span.IsRecording() {
+			span.SetAttributes(
+				attribute.String("http.request.method", r.Method),
+				attribute.String("url.path", r.URL.Path),
+				attribute.String("client.address", st.clientAddr),
+				attribute.String("marquee.request_id", st.id))
+		}
 
-		ctx := logging.WithRequestID(withState(r.Context(), st), st.id)
+		ctx = logging.WithRequestID(withState(ctx, st), st.id)
 		rec := &recorder{ResponseWriter: w}
-		defer func() { g.observe(r, st, rec, time.Since(start)) }()
+		defer func() {
+			g.observe(ctx, r, st, rec, time.Since(start))
+			if span != nil {
+				if span.IsRecording() {
+					span.SetAttributes(attribute.Int("http.response.status_code", rec.code()))
+					if rec.code() >= 500 {
+						span.SetStatus(codes.Error, st.errCode)
+					}
+				}
+				span.End()
+			}
+		}()
 		next.ServeHTTP(rec, r.WithContext(ctx))
 	})
 }
 
 // observe writes the access log line and the metrics of one request.
 // Neither the query string, the headers nor the bodies are logged.
-func (g *Gateway) observe(r *http.Request, st *requestState, rec *recorder, d time.Duration) {
+func (g *Gateway) observe(ctx context.Context, r *http.Request, st *requestState, rec *recorder, d time.Duration) {
 	route := st.route
 	if route == "" {
 		route = "unmatched"
 	}
-	code := rec.status
-	if !rec.wroteHeader {
-		code = http.StatusOK // what net/http sends for a handler that wrote nothing
-	}
+	code := rec.code()
 	method := methodLabel(r.Method)
 	g.metrics.observe(route, method, code, d)
 
@@ -108,7 +155,7 @@ func (g *Gateway) observe(r *http.Request, st *requestState, rec *recorder, d ti
 	if isProbe(r.URL.Path) {
 		level = slog.LevelDebug
 	}
-	if !g.logger.Enabled(r.Context(), level) {
+	if !g.logger.Enabled(ctx, level) {
 		return
 	}
 	attrs := []slog.Attr{
@@ -120,7 +167,7 @@ func (g *Gateway) observe(r *http.Request, st *requestState, rec *recorder, d ti
 		slog.Float64("duration_ms", float64(d.Microseconds())/1000),
 		slog.String("request_id", st.id),
 	}
-	if sc := trace.SpanContextFromContext(r.Context()); sc.IsValid() {
+	if sc := trace.SpanContextFromContext(ctx); sc.IsValid() {
 		attrs = append(attrs, slog.String("trace_id", sc.TraceID().String()))
 	}
 	if st.errCode != "" {
@@ -140,31 +187,6 @@ func (g *Gateway) log(ctx context.Context, level slog.Level, msg string, attrs .
 		attrs = append(attrs, slog.String("trace_id", sc.TraceID().String()))
 	}
 	g.logger.LogAttrs(context.Background(), level, msg, attrs...)
-}
-
-// limits refuses a body over the limit (413) and a URL that is not UTF-8
-// (400: it could not become proto strings), and bounds the request by the
-// request timeout, which becomes the gRPC deadline.
-func (g *Gateway) limits(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !validUTF8URL(r.URL) {
-			g.writeError(w, r, fromHTTPStatus(http.StatusBadRequest, "the URL is not valid UTF-8"))
-			return
-		}
-		if r.ContentLength > g.cfg.MaxBodyBytes {
-			g.writeError(w, r, g.tooLarge())
-			return
-		}
-		if r.Body != nil && r.Body != http.NoBody {
-			r.Body = &limitedBody{
-				ReadCloser: http.MaxBytesReader(w, r.Body, g.cfg.MaxBodyBytes),
-				st:         stateFrom(r.Context()),
-			}
-		}
-		ctx, cancel := context.WithTimeout(r.Context(), g.cfg.RequestTimeout)
-		defer cancel()
-		next.ServeHTTP(w, r.WithContext(ctx))
-	})
 }
 
 // validUTF8URL reports whether the path and the query parameters of u are
@@ -202,6 +224,7 @@ type limitedBody struct {
 	st *requestState
 }
 
+// Read reads the body, noting a read over the limit.
 func (b *limitedBody) Read(p []byte) (int, error) {
 	n, err := b.ReadCloser.Read(p)
 	var tooLarge *http.MaxBytesError
@@ -215,7 +238,10 @@ func (b *limitedBody) Read(p []byte) (int, error) {
 // writing, and logs the panic with its stack.
 func (g *Gateway) recoverPanics(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		rec := &recorder{ResponseWriter: w}
+		rec, ok := w.(*recorder) // the edge's
+		if !ok {
+			rec = &recorder{ResponseWriter: w}
+		}
 		defer func() {
 			v := recover()
 			if v == nil {
@@ -234,24 +260,13 @@ func (g *Gateway) recoverPanics(next http.Handler) http.Handler {
 	})
 }
 
-// captureRoute, a grpc-gateway middleware, records the route pattern the
-// request matched ("/api/v1/titles/{id}") for the access log, the metrics
-// and the trace span.
-func captureRoute(next runtime.HandlerFunc) runtime.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request, params map[string]string) {
-		if p, ok := runtime.HTTPPattern(r.Context()); ok {
-			route := strings.ReplaceAll(p.String(), "=*}", "}")
-			if st := stateFrom(r.Context()); st != nil {
-				st.route = route
-			}
-			span := trace.SpanFromContext(r.Context())
-			span.SetName(r.Method + " " + route)
-			span.SetAttributes(attribute.String("http.route", route))
-			l, _ := otelhttp.LabelerFromContext(r.Context())
-			l.Add(attribute.String("http.route", route))
-		}
-		next(w, r, params)
+// code is the status sent: what net/http sends for a handler that wrote
+// nothing is 200.
+func (w *recorder) code() int {
+	if !w.wroteHeader {
+		return http.StatusOK
 	}
+	return w.status
 }
 
 // recorder remembers the status and the size of a response.
@@ -262,6 +277,7 @@ type recorder struct {
 	wroteHeader bool
 }
 
+// WriteHeader records the status and sends it.
 func (w *recorder) WriteHeader(code int) {
 	if !w.wroteHeader && (code >= 200 || code == http.StatusSwitchingProtocols) {
 		w.status, w.wroteHeader = code, true
@@ -269,6 +285,7 @@ func (w *recorder) WriteHeader(code int) {
 	w.ResponseWriter.WriteHeader(code)
 }
 
+// Write counts the bytes sent.
 func (w *recorder) Write(b []byte) (int, error) {
 	if !w.wroteHeader {
 		w.status, w.wroteHeader = http.StatusOK, true

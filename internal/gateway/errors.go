@@ -27,6 +27,9 @@ type apiError struct {
 	// RetryAfter, when positive, is sent as Retry-After (whole seconds,
 	// rounded up).
 	RetryAfter time.Duration
+	// Authenticate, for a 401, is the WWW-Authenticate challenge; empty
+	// means plain "Bearer".
+	Authenticate string
 }
 
 // statusByCode is the HTTP status of each gRPC code. A code missing here
@@ -169,6 +172,8 @@ var codeByHTTPStatus = map[int]string{
 	http.StatusNotFound:              "NOT_FOUND",
 	http.StatusMethodNotAllowed:      "METHOD_NOT_ALLOWED",
 	http.StatusRequestEntityTooLarge: "PAYLOAD_TOO_LARGE",
+	http.StatusUnauthorized:          "UNAUTHENTICATED",
+	http.StatusForbidden:             "FORBIDDEN",
 }
 
 // fromHTTPStatus is the error for a status the gateway decides itself
@@ -199,6 +204,10 @@ type errorFields struct {
 
 // writeError writes e as the response, with the request id of r.
 func (g *Gateway) writeError(w http.ResponseWriter, r *http.Request, e apiError) {
+	writeAPIError(w, r, e)
+}
+
+func writeAPIError(w http.ResponseWriter, r *http.Request, e apiError) {
 	st := stateFrom(r.Context())
 	var id string
 	if st != nil {
@@ -213,7 +222,10 @@ func (g *Gateway) writeError(w http.ResponseWriter, r *http.Request, e apiError)
 		h.Set("Retry-After", strconv.FormatInt(int64(secs), 10))
 	}
 	if e.Status == http.StatusUnauthorized {
-		h.Set("WWW-Authenticate", "Bearer")
+		if e.Authenticate == "" {
+			e.Authenticate = `Bearer realm="marquee"`
+		}
+		h.Set("WWW-Authenticate", e.Authenticate)
 	}
 	writeJSON(w, e.Status, errorBody{errorFields{Code: e.Code, Message: e.Message, RequestID: id}})
 }
@@ -235,9 +247,13 @@ func writeJSON(w http.ResponseWriter, httpStatus int, v any) {
 // errors decoding the request (bad query parameter, malformed or unknown
 // JSON, a body over the limit).
 func (g *Gateway) handleError(ctx context.Context, _ *runtime.ServeMux, _ runtime.Marshaler, w http.ResponseWriter, r *http.Request, err error) {
-	if st := stateFrom(r.Context()); st != nil && st.bodyTooLarge.Load() {
+	st := stateFrom(r.Context())
+	if st != nil && st.bodyTooLarge.Load() {
 		g.writeError(w, r, g.tooLarge())
 		return
+	}
+	if st != nil {
+		st.rpcErr = err
 	}
 	e := toAPIError(err)
 	if e.Status >= 500 {
@@ -254,9 +270,14 @@ func (g *Gateway) handleError(ctx context.Context, _ *runtime.ServeMux, _ runtim
 	g.writeError(w, r, e)
 }
 
-// handleRoutingError answers a path no route matches (404), a method the
-// path does not take (405) and a malformed path (400).
+// handleRoutingError answers a path the transcoder has no binding for
+// (404), a method the path does not take (405) and a malformed path (400).
+// The routing table decides first; these happen only when a routing file
+// sends a request to a transcoder that does not serve it.
 func (g *Gateway) handleRoutingError(_ context.Context, _ *runtime.ServeMux, _ runtime.Marshaler, w http.ResponseWriter, r *http.Request, httpStatus int) {
+	if st := stateFrom(r.Context()); st != nil {
+		st.routeMismatch = true
+	}
 	msg := ""
 	switch httpStatus {
 	case http.StatusNotFound:
@@ -270,4 +291,13 @@ func (g *Gateway) handleRoutingError(_ context.Context, _ *runtime.ServeMux, _ r
 func (g *Gateway) tooLarge() apiError {
 	return fromHTTPStatus(http.StatusRequestEntityTooLarge,
 		"request body over "+strconv.FormatInt(g.cfg.MaxBodyBytes, 10)+" bytes")
+}
+
+// WriteError writes err as an error response in the gateway's shape, with
+// the request's id, for handlers the gateway serves (the home handler): a
+// gRPC status from a service is mapped as the transcoded routes map it
+// (code from its ErrorInfo reason, HTTP status from its gRPC code), and a
+// context error becomes 504 or 499.
+func WriteError(w http.ResponseWriter, r *http.Request, err error) {
+	writeAPIError(w, r, toAPIError(err))
 }

@@ -20,11 +20,8 @@ import (
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
-	"google.golang.org/grpc/status"
 
-	catalogv1 "github.com/marquee-tv/marquee/gen/marquee/catalog/v1"
 	"github.com/marquee-tv/marquee/internal/platform/peers"
 )
 
@@ -126,7 +123,7 @@ func TestErrors(t *testing.T) {
 		{"GET", "/api/v1/titles?page_size=abc", "", 400, "INVALID_ARGUMENT", "", nil},
 		{"GET", "/api/v1/titles?page_size=1000", "", 400, "INVALID_ARGUMENT", "page_size must be 1..100", nil},
 		{"GET", "/api/v1/titles/unauthenticated", "", 401, "UNAUTHENTICATED", "sign in first",
-			map[string]string{"WWW-Authenticate": "Bearer"}},
+			map[string]string{"WWW-Authenticate": `Bearer realm="marquee"`}},
 		{"GET", "/api/v1/titles/restricted", "", 403, "MATURITY_RESTRICTED", "above the profile's maturity level", nil},
 		{"GET", "/api/v1/titles/not-entitled", "", 403, "NOT_ENTITLED", "no plan or rental covers this title", nil},
 		{"GET", "/api/v1/titles/streams", "", 409, "TOO_MANY_STREAMS", "all 2 streams of the plan are in use", nil},
@@ -140,8 +137,11 @@ func TestErrors(t *testing.T) {
 		{"GET", "/api/v1/nope", "", 404, "NOT_FOUND", "", nil},
 		{"GET", "/nope", "", 404, "NOT_FOUND", "", nil},
 		{"GET", "/api/v1/titles/", "", 404, "NOT_FOUND", "", nil},
-		{"POST", "/api/v1/titles", "{}", 405, "METHOD_NOT_ALLOWED", "", nil},
-		{"DELETE", "/api/v1/titles/t1", "", 405, "METHOD_NOT_ALLOWED", "", nil},
+		{"POST", "/api/v1/titles", "{}", 405, "METHOD_NOT_ALLOWED", "", map[string]string{"Allow": "GET"}},
+		{"DELETE", "/api/v1/titles/t1", "", 405, "METHOD_NOT_ALLOWED", "", map[string]string{"Allow": "GET"}},
+		{"GET", "/api/v1/account", "", 401, "UNAUTHENTICATED", "", map[string]string{"WWW-Authenticate": `Bearer realm="marquee"`}},
+		{"GET", "/api/v1/../v1/titles", "", 404, "NOT_FOUND", "", nil},
+		{"GET", "/api/v1//titles", "", 404, "NOT_FOUND", "", nil},
 		{"POST", "/api/v1/titles", big, 413, "PAYLOAD_TOO_LARGE", "", nil},
 		{"POST", "/nope", big, 413, "PAYLOAD_TOO_LARGE", "", nil},
 	}
@@ -182,26 +182,12 @@ func TestErrors(t *testing.T) {
 	}
 }
 
-// TestBodyDecoding uses a POST route like the generated ones: it decodes
-// the body with the gateway's marshaler and reports errors through the
-// gateway's error handler.
+// TestBodyDecoding posts bodies to a transcoded route (login): what does
+// not decode is refused before the upstream, which sees nothing.
 func TestBodyDecoding(t *testing.T) {
 	u := startUpstream(t)
 	const limit = 1024
-	g := newGateway(t, u.addr, Config{MaxBodyBytes: limit}, func(g *Gateway) {
-		err := g.mux.HandlePath(http.MethodPost, "/test/echo", func(w http.ResponseWriter, r *http.Request, _ map[string]string) {
-			in, out := runtime.MarshalerForRequest(g.mux, r)
-			var req catalogv1.ListTitlesRequest
-			if err := in.NewDecoder(r.Body).Decode(&req); err != nil {
-				runtime.HTTPError(r.Context(), g.mux, out, w, r, status.Errorf(codes.InvalidArgument, "%v", err))
-				return
-			}
-			runtime.ForwardResponseMessage(r.Context(), g.mux, out, w, r, &req)
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-	})
+	g := newGateway(t, u.addr, Config{MaxBodyBytes: limit}, nil)
 
 	tests := []struct {
 		name       string
@@ -209,28 +195,34 @@ func TestBodyDecoding(t *testing.T) {
 		wantStatus int
 		wantCode   string
 	}{
-		{"known fields", strings.NewReader(`{"page_size":5,"genre":"drama"}`), 200, ""},
-		{"unknown field", strings.NewReader(`{"page_size":5,"nope":1}`), 400, "INVALID_ARGUMENT"},
-		{"malformed", strings.NewReader(`{"page_size":`), 400, "INVALID_ARGUMENT"},
-		{"wrong type", strings.NewReader(`{"page_size":"many"}`), 400, "INVALID_ARGUMENT"},
+		{"known fields", strings.NewReader(`{"email":"a@example.com","password":"0123456789"}`), 200, ""},
+		{"unknown field", strings.NewReader(`{"email":"a@example.com","nope":1}`), 400, "INVALID_ARGUMENT"},
+		{"malformed", strings.NewReader(`{"email":`), 400, "INVALID_ARGUMENT"},
+		{"wrong type", strings.NewReader(`{"email":5}`), 400, "INVALID_ARGUMENT"},
+		{"not an object", strings.NewReader(`[1,2]`), 400, "INVALID_ARGUMENT"},
 		// io.MultiReader hides the length: the body goes chunked, and the
-		// limit is found while decoding.
-		{"streamed over limit", io.MultiReader(strings.NewReader(`{"genre":"` + strings.Repeat("x", 2*limit) + `"}`)), 413, "PAYLOAD_TOO_LARGE"},
+		// limit is found while reading it.
+		{"streamed over limit", io.MultiReader(strings.NewReader(`{"email":"` + strings.Repeat("x", 2*limit) + `"}`)), 413, "PAYLOAD_TOO_LARGE"},
+		{"over limit", strings.NewReader(`{"email":"` + strings.Repeat("x", 2*limit) + `"}`), 413, "PAYLOAD_TOO_LARGE"},
 	}
 	for _, tt := range tests {
-		r := g.do(t, http.MethodPost, "/test/echo", header("Content-Type", "application/json"), tt.body)
+		before := u.calls()
+		r := g.do(t, http.MethodPost, "/api/v1/auth/login", header("Content-Type", "application/json"), tt.body)
 		if r.status != tt.wantStatus {
-			t.Errorf("POST /test/echo (%s) = %s, want %d", tt.name, describe(r), tt.wantStatus)
+			t.Errorf("POST /api/v1/auth/login (%s) = %s, want %d", tt.name, describe(r), tt.wantStatus)
 			continue
 		}
 		if tt.wantCode == "" {
-			if !bytes.Contains(r.body, []byte(`"page_size":5`)) {
-				t.Errorf("POST /test/echo (%s) = %s, want the request echoed", tt.name, r.body)
+			if u.calls() != before+1 {
+				t.Errorf("POST /api/v1/auth/login (%s): upstream calls %d, want %d", tt.name, u.calls(), before+1)
 			}
 			continue
 		}
 		if e := errorOf(t, r); e.Code != tt.wantCode {
-			t.Errorf("POST /test/echo (%s) code = %q, want %q", tt.name, e.Code, tt.wantCode)
+			t.Errorf("POST /api/v1/auth/login (%s) code = %q, want %q", tt.name, e.Code, tt.wantCode)
+		}
+		if u.calls() != before {
+			t.Errorf("POST /api/v1/auth/login (%s): the upstream was called", tt.name)
 		}
 	}
 }
@@ -289,13 +281,14 @@ func TestHeaderForwarding(t *testing.T) {
 
 	h := header(
 		"X-Request-Id", "fwd-1",
-		"Authorization", "Bearer abc",
+		"Authorization", u.bearer(t, "acc-1", "viewer", "admin"),
 		"Idempotency-Key", "key-1",
 		"Traceparent", traceparent,
 		"Tracestate", "vendor=1",
 		// none of these may reach the upstream
 		"X-Marquee-Account-Id", "acct-evil",
 		"X-MARQUEE-ROLES", "admin",
+		"X-Marquee-Client-Addr", "6.6.6.6",
 		"Grpc-Metadata-X-Marquee-Account-Id", "acct-evil",
 		"Grpc-Metadata-Foo", "bar",
 		"Grpc-Timeout", "1n", // would time the call out at once
@@ -309,11 +302,14 @@ func TestHeaderForwarding(t *testing.T) {
 	}
 	md := u.catalog.call(t, "fwd-1").md
 	want := map[string][]string{
-		"authorization":   {"Bearer abc"},
-		"idempotency-key": {"key-1"},
-		"tracestate":      {"vendor=1"},
-		"x-request-id":    {"fwd-1"},
-		"x-forwarded-for": {"127.0.0.1"},
+		"idempotency-key":       {"key-1"},
+		"tracestate":            {"vendor=1"},
+		"x-request-id":          {"fwd-1"},
+		"x-forwarded-for":       {"127.0.0.1"},
+		"x-marquee-account-id":  {"acc-1"},
+		"x-marquee-roles":       {"viewer,admin"},
+		"x-marquee-session-id":  {"sid-acc-1"},
+		"x-marquee-client-addr": {"127.0.0.1"},
 	}
 	for k, v := range want {
 		if got := md.Get(k); !slices.Equal(got, v) {
@@ -323,14 +319,28 @@ func TestHeaderForwarding(t *testing.T) {
 	if tp := md.Get("traceparent"); len(tp) != 1 || !strings.Contains(tp[0], "4bf92f3577b34da6a3ce929d0e0e4736") {
 		t.Errorf("upstream traceparent = %q, want one in trace 4bf92f3577b34da6a3ce929d0e0e4736", tp)
 	}
-	allowed := []string{"authorization", "idempotency-key", "traceparent", "tracestate", "x-request-id",
+	allowed := []string{"idempotency-key", "traceparent", "tracestate", "x-request-id",
 		"x-forwarded-for", "x-forwarded-host",
+		"x-marquee-account-id", "x-marquee-roles", "x-marquee-session-id", "x-marquee-client-addr",
 		// set by gRPC itself
 		":authority", "content-type", "user-agent", "grpc-accept-encoding", "grpc-timeout"}
 	for k := range md {
 		if !slices.Contains(allowed, k) {
 			t.Errorf("upstream metadata has %s = %q, want only the allow-list", k, md[k])
 		}
+	}
+
+	// Anonymous on an optional route: only the client address.
+	r = g.do(t, http.MethodGet, "/api/v1/titles", header("X-Request-Id", "fwd-2", "X-Marquee-Account-Id", "acct-evil"), nil)
+	if r.status != http.StatusOK {
+		t.Fatalf("GET /api/v1/titles anonymous = %s, want 200", describe(r))
+	}
+	md = u.catalog.call(t, "fwd-2").md
+	if got := md.Get("x-marquee-account-id"); len(got) != 0 {
+		t.Errorf("anonymous upstream x-marquee-account-id = %q, want none", got)
+	}
+	if got := md.Get("x-marquee-client-addr"); !slices.Equal(got, []string{"127.0.0.1"}) {
+		t.Errorf("anonymous upstream x-marquee-client-addr = %q, want [127.0.0.1]", got)
 	}
 }
 
@@ -397,7 +407,7 @@ func TestSecurityHeaders(t *testing.T) {
 	for _, path := range []string{"/api/v1/titles", "/api/v1/titles/missing", "/nope", "/healthz", "/api/openapi.json"} {
 		r := g.get(t, path)
 		for k, want := range securityHeaders {
-			if got := r.header.Get(k); got != want {
+			if got := r.header.Get(k); got != want[0] {
 				t.Errorf("GET %s header %s = %q, want %q", path, k, got, want)
 			}
 		}
@@ -471,9 +481,10 @@ func TestAccessLog(t *testing.T) {
 	u := startUpstream(t)
 	g := newGateway(t, u.addr, Config{}, nil)
 
+	bearer := u.bearer(t, "acc-1")
 	h := header(
 		"X-Request-Id", "log-1",
-		"Authorization", "Bearer s3cret-token",
+		"Authorization", bearer,
 		"Traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
 	)
 	r := g.do(t, http.MethodGet, "/api/v1/titles/t2?q=private-query", h, nil)
@@ -507,7 +518,7 @@ func TestAccessLog(t *testing.T) {
 		t.Errorf("the upstream's error is not logged for operators:\n%s", g.logs.String())
 	}
 
-	for _, secret := range []string{"s3cret-token", "private-query"} {
+	for _, secret := range []string{strings.TrimPrefix(bearer, "Bearer "), "private-query"} {
 		if strings.Contains(g.logs.String(), secret) {
 			t.Errorf("logs contain %q:\n%s", secret, g.logs.String())
 		}
@@ -648,17 +659,14 @@ func (failingDialer) Conn(service string) (*grpc.ClientConn, error) {
 
 func TestPanicRecovery(t *testing.T) {
 	u := startUpstream(t)
-	g := newGateway(t, u.addr, Config{}, func(g *Gateway) {
-		g.mux.HandlePath(http.MethodGet, "/test/panic", func(http.ResponseWriter, *http.Request, map[string]string) {
-			panic("kaboom")
-		})
-	})
-	r := g.get(t, "/test/panic")
+	home := http.HandlerFunc(func(http.ResponseWriter, *http.Request) { panic("kaboom") })
+	g := newGateway(t, u.addr, Config{Home: home}, nil)
+	r := g.do(t, http.MethodGet, "/api/v1/home", header("Authorization", u.bearer(t, "acc-1")), nil)
 	if r.status != http.StatusInternalServerError {
-		t.Fatalf("GET /test/panic = %s, want 500", describe(r))
+		t.Fatalf("GET /api/v1/home = %s, want 500", describe(r))
 	}
 	if e := errorOf(t, r); e.Code != "INTERNAL" || strings.Contains(e.Message, "kaboom") {
-		t.Errorf("GET /test/panic error = %+v, want INTERNAL without the panic value", e)
+		t.Errorf("GET /api/v1/home error = %+v, want INTERNAL without the panic value", e)
 	}
 	if !strings.Contains(g.logs.String(), "kaboom") {
 		t.Errorf("the panic is not logged:\n%s", g.logs.String())
@@ -694,27 +702,34 @@ func TestSuccessStatus(t *testing.T) {
 // FuzzServeHTTP sends arbitrary requests through the whole gateway, up to
 // a live catalog, and checks what every answer must have.
 func FuzzServeHTTP(f *testing.F) {
-	f.Add(0, "/api/v1/titles", "page_size=2", "req-1", "")
-	f.Add(0, "/api/v1/titles", "page_size=abc&page_token=%ff", "bad id", "")
-	f.Add(0, "/api/v1/titles/streams", "", "", "")
-	f.Add(0, "/api/v1/titles/\xff", "", "", "")
-	f.Add(1, "/api/v1/titles", "", "", `{"x":1}`)
-	f.Add(2, "/nope", "", strings.Repeat("a", 65), "")
-	f.Add(0, "/healthz", "", "", "")
-	f.Add(0, "/api/openapi.json", "", "", "")
-	f.Add(0, "", "", "", "")
+	f.Add(0, "/api/v1/titles", "page_size=2", "req-1", "", "")
+	f.Add(0, "/api/v1/titles", "page_size=abc&page_token=%ff", "bad id", "", "Bearer x.y.z")
+	f.Add(0, "/api/v1/titles/streams", "", "", "", "")
+	f.Add(0, "/api/v1/titles/\xff", "", "", "", "")
+	f.Add(1, "/api/v1/titles", "", "", `{"x":1}`, "")
+	f.Add(1, "/api/v1/auth/login", "", "", `{"email":"a@b.c","password":"x"}`, "")
+	f.Add(1, "/api/v1/auth/login", "", "", `{"email":`, "")
+	f.Add(0, "/api/v1/account", "", "", "", "Bearer mq_key")
+	f.Add(4, "/api/v1/titles", "", "", "", "")
+	f.Add(0, "/media/../api/v1/account", "", "", "", "")
+	f.Add(2, "/nope", "", strings.Repeat("a", 65), "", "")
+	f.Add(0, "/healthz", "", "", "", "")
+	f.Add(0, "/api/openapi.json", "", "", "", "")
+	f.Add(0, "", "", "", "", "")
 	u := startUpstream(f)
 	g := newGateway(f, u.addr, Config{RequestTimeout: 50 * time.Millisecond, MaxBodyBytes: 64}, nil)
 	methods := []string{"GET", "POST", "DELETE", "PATCH", "OPTIONS", "BREW"}
 
-	f.Fuzz(func(t *testing.T, method int, path, query, id, body string) {
+	f.Fuzz(func(t *testing.T, method int, path, query, id, body, authz string) {
+		before := u.calls()
 		req := &http.Request{
-			Method:        methods[uint(method)%uint(len(methods))],
-			URL:           &url.URL{Path: path, RawQuery: query},
-			Proto:         "HTTP/1.1",
-			ProtoMajor:    1,
-			ProtoMinor:    1,
-			Header:        http.Header{"X-Request-Id": {id}, "X-Marquee-Account-Id": {"evil"}},
+			Method:     methods[uint(method)%uint(len(methods))],
+			URL:        &url.URL{Path: path, RawQuery: query},
+			Proto:      "HTTP/1.1",
+			ProtoMajor: 1,
+			ProtoMinor: 1,
+			Header: http.Header{"X-Request-Id": {id}, "X-Marquee-Account-Id": {"evil"}, "Authorization": {authz},
+				"Origin": {"https://evil.example"}, "Access-Control-Request-Method": {"GET"}},
 			Body:          io.NopCloser(strings.NewReader(body)),
 			ContentLength: int64(len(body)),
 			Host:          "gateway.test",
@@ -723,19 +738,27 @@ func FuzzServeHTTP(f *testing.F) {
 		req = req.WithContext(context.Background())
 		w := httptest.NewRecorder()
 		g.Gateway.ServeHTTP(w, req)
-		in := fmt.Sprintf("%s %q ? %q (id %q, body %q)", req.Method, path, query, id, body)
+		in := fmt.Sprintf("%s %q ? %q (id %q, body %q, authorization %q)", req.Method, path, query, id, body, authz)
+		if w.Code == http.StatusUnauthorized || w.Code == http.StatusNotFound && !strings.HasPrefix(path, "/api/v1/titles/") {
+			if u.calls() != before {
+				t.Fatalf("%s = %d, but the upstream was called", in, w.Code)
+			}
+		}
+		if w.Code == http.StatusUnauthorized && !strings.HasPrefix(w.Header().Get("WWW-Authenticate"), "Bearer") {
+			t.Fatalf("%s = 401 without a Bearer challenge", in)
+		}
 
 		got := w.Header().Get("X-Request-Id")
 		if !saneID(got) || (got == id) != saneID(id) {
 			t.Fatalf("%s: X-Request-Id = %q", in, got)
 		}
 		for k, v := range securityHeaders {
-			if w.Header().Get(k) != v {
+			if w.Header().Get(k) != v[0] {
 				t.Fatalf("%s: %s = %q, want %q", in, k, w.Header().Get(k), v)
 			}
 		}
 		switch {
-		case w.Code == 200 || w.Code == 304:
+		case w.Code == 200 || w.Code == 204 || w.Code == 304:
 		case w.Code == 500 && strings.Contains(path, "boom"): // the fake's own failure
 		case w.Code >= 400 && w.Code != 500:
 			e := errorOf(t, response{status: w.Code, header: w.Header(), body: w.Body.Bytes()})

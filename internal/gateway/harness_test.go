@@ -30,6 +30,8 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	catalogv1 "github.com/marquee-tv/marquee/gen/marquee/catalog/v1"
+	identityv1 "github.com/marquee-tv/marquee/gen/marquee/identity/v1"
+	"github.com/marquee-tv/marquee/internal/gateway/routes"
 	"github.com/marquee-tv/marquee/internal/platform/peers"
 )
 
@@ -167,12 +169,20 @@ func (f *fakeCatalog) GetTitle(ctx context.Context, req *catalogv1.GetTitleReque
 	return nil, status.Errorf(codes.NotFound, "title %s not found", req.GetId())
 }
 
-// upstream is a running fake catalog with the health service.
+// testUpstream is a running fake of every service the tests call (catalog
+// and identity, with the health service), on one gRPC server that counts
+// the calls it serves.
 type testUpstream struct {
-	addr    string
-	catalog *fakeCatalog
-	health  *health.Server
-	server  *grpc.Server
+	addr     string
+	catalog  *fakeCatalog
+	identity *fakeIdentity
+	health   *health.Server
+	server   *grpc.Server
+	// served counts the calls that reached a service, by full method name;
+	// health checks and the gateway's own identity calls (signing keys, API
+	// key checks) are not counted by calls.
+	mu     sync.Mutex
+	served map[string]int
 }
 
 func startUpstream(t testing.TB) *testUpstream {
@@ -182,16 +192,41 @@ func startUpstream(t testing.TB) *testUpstream {
 		t.Fatal(err)
 	}
 	u := &testUpstream{
-		addr:    lis.Addr().String(),
-		catalog: &fakeCatalog{calls: map[string]upstreamCall{}},
-		health:  health.NewServer(),
-		server:  grpc.NewServer(),
+		addr:     lis.Addr().String(),
+		catalog:  &fakeCatalog{calls: map[string]upstreamCall{}},
+		identity: newFakeIdentity(t),
+		health:   health.NewServer(),
+		served:   map[string]int{},
 	}
+	u.server = grpc.NewServer(grpc.ChainUnaryInterceptor(u.count))
 	catalogv1.RegisterCatalogServiceServer(u.server, u.catalog)
+	identityv1.RegisterIdentityServiceServer(u.server, u.identity)
 	healthpb.RegisterHealthServer(u.server, u.health)
 	go u.server.Serve(lis) // the listener is open: calls queue until it accepts
 	t.Cleanup(u.server.Stop)
 	return u
+}
+
+func (u *testUpstream) count(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+	if !strings.HasPrefix(info.FullMethod, "/grpc.health.") {
+		u.mu.Lock()
+		u.served[info.FullMethod]++
+		u.mu.Unlock()
+	}
+	return h(ctx, req)
+}
+
+// calls returns the number of calls served so far.
+func (u *testUpstream) calls() int {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	n := 0
+	for m, c := range u.served {
+		if !strings.HasSuffix(m, "/ListSigningKeys") && !strings.HasSuffix(m, "/VerifyAPIKey") {
+			n += c
+		}
+	}
+	return n
 }
 
 // deadAddr is an address nothing listens on.
@@ -213,11 +248,15 @@ type testGateway struct {
 	logs *lockedBuffer
 }
 
-// newGateway builds a gateway whose catalog is at addr; setup, when not
-// nil, runs before it starts serving (to add test routes).
+// newGateway builds a gateway whose upstreams are all at addr; setup, when
+// not nil, runs before it starts serving.
 func newGateway(t testing.TB, addr string, cfg Config, setup func(*Gateway)) *testGateway {
 	t.Helper()
-	dialer := peers.NewDialer(peers.Table{"catalog": {addr}})
+	table := peers.Table{}
+	for _, u := range upstreams {
+		table[u.service] = []string{addr}
+	}
+	dialer := peers.NewDialer(table)
 	t.Cleanup(func() { dialer.Close() })
 	logs := &lockedBuffer{}
 	logger := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
@@ -334,4 +373,31 @@ func header(kv ...string) http.Header {
 
 func describe(r response) string {
 	return fmt.Sprintf("%d %s", r.status, r.body)
+}
+
+// generousRoutes is the default routing document with every rate class
+// raised out of the way, for tests that send many requests.
+func generousRoutes(t testing.TB) []byte {
+	t.Helper()
+	var d map[string]json.RawMessage
+	if err := json.Unmarshal(routes.Default, &d); err != nil {
+		t.Fatal(err)
+	}
+	var classes map[string]map[string]any
+	if err := json.Unmarshal(d["rate_classes"], &classes); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range classes {
+		c["rate"], c["per"], c["burst"] = 1e6, "1s", 1000000
+	}
+	b, err := json.Marshal(classes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d["rate_classes"] = b
+	out, err := json.Marshal(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
 }

@@ -14,12 +14,14 @@ import (
 // forwardedHeaders is the allow-list of request headers passed to the
 // upstreams as gRPC metadata, by canonical HTTP name. The upstreams see
 // only these, and:
-//   - authorization, which grpc-gateway always forwards itself (listing it
-//     here would send it twice);
+//   - nothing of the credentials: the gateway removes Authorization and
+//     X-API-Key once it has verified them, and passes the caller as
+//     x-marquee-* metadata (annotate);
 //   - x-request-id, set by annotate to the checked or generated id;
 //   - x-forwarded-for and x-forwarded-host, which grpc-gateway derives from
 //     the connection and the Host header (client-sent X-Forwarded-* are
-//     stripped first, since no trusted proxy is configured).
+//     stripped first: the client address as trusted proxies report it is
+//     in x-marquee-client-addr).
 //
 // x-marquee-* metadata is reserved for the gateway's own layers (the auth
 // layer passes the caller that way): such headers are stripped on arrival.
@@ -39,26 +41,37 @@ func incomingHeader(key string) (string, bool) {
 // HTTP responses.
 func dropMetadata(string) (string, bool) { return "", false }
 
-// annotate adds the request id to the metadata of every upstream call.
+// annotate adds the request id and the caller (principal.MD: the
+// verified account, roles, session or API key, and always the client
+// address) to the metadata of every upstream call.
 func annotate(ctx context.Context, _ *http.Request) metadata.MD {
-	if st := stateFrom(ctx); st != nil {
-		return metadata.Pairs("x-request-id", st.id)
+	st := stateFrom(ctx)
+	if st == nil {
+		return nil
 	}
-	return nil
+	md := st.principal.MD()
+	md.Set("x-request-id", st.id)
+	return md
 }
 
 // stripUntrusted deletes the request headers a client must not set:
 // x-marquee-* (gateway-owned metadata), grpc-* (grpc-gateway reads
 // Grpc-Timeout as a deadline and Grpc-Metadata-* as metadata) and
-// X-Forwarded-For/Host (no trusted proxy is configured).
+// X-Forwarded-For/Host (read by clientAddr before, through trusted proxies
+// only).
 func stripUntrusted(h http.Header) {
 	for k := range h {
-		lk := strings.ToLower(k)
-		if strings.HasPrefix(lk, "x-marquee-") || strings.HasPrefix(lk, "grpc-") ||
-			lk == "x-forwarded-for" || lk == "x-forwarded-host" {
+		if hasPrefixFold(k, "x-marquee-") || hasPrefixFold(k, "grpc-") ||
+			strings.EqualFold(k, "x-forwarded-for") || strings.EqualFold(k, "x-forwarded-host") {
 			delete(h, k)
 		}
 	}
+}
+
+// hasPrefixFold is strings.HasPrefix ignoring ASCII case, without
+// allocating.
+func hasPrefixFold(s, prefix string) bool {
+	return len(s) >= len(prefix) && strings.EqualFold(s[:len(prefix)], prefix)
 }
 
 // successStatus is the HTTP status of the RPCs whose success is not

@@ -5,6 +5,7 @@ import (
 	"errors"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
 
 	ordersv1 "github.com/marquee-tv/marquee/gen/marquee/orders/v1"
 	"github.com/marquee-tv/marquee/internal/orders/domain"
@@ -38,7 +39,7 @@ func (s *server) CreateOrder(ctx context.Context, req *ordersv1.CreateOrderReque
 		return nil, err
 	}
 	in := domain.CreateRequest{
-		AccountID: p.AccountID, IdempotencyKey: req.GetIdempotencyKey(),
+		AccountID: p.AccountID, IdempotencyKey: idempotencyKey(ctx, req.GetIdempotencyKey()),
 		PlanID: req.GetPlanId(), TitleID: req.GetTitleId(),
 	}
 	if c := req.GetPayment(); c != nil {
@@ -49,6 +50,19 @@ func (s *server) CreateOrder(ctx context.Context, req *ordersv1.CreateOrderReque
 		return nil, err
 	}
 	return &ordersv1.CreateOrderResponse{OrderId: o.ID, Status: o.Status}, nil
+}
+
+// idempotencyKey is the request's idempotency_key or, when that is empty,
+// the Idempotency-Key header, which the gateway forwards as metadata.
+func idempotencyKey(ctx context.Context, field string) string {
+	if field != "" {
+		return field
+	}
+	md, _ := metadata.FromIncomingContext(ctx)
+	if v := md.Get("idempotency-key"); len(v) == 1 {
+		return v[0]
+	}
+	return ""
 }
 
 // GetOrder returns one of the caller's orders.
