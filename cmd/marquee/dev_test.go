@@ -42,6 +42,7 @@ type devSystem struct {
 	cmd     *exec.Cmd
 	dataDir string
 	base    string
+	ops     string // the operations (console) address
 	output  chan string
 }
 
@@ -60,8 +61,8 @@ func freeAddr(t *testing.T) string {
 func startDev(t *testing.T, extra ...string) *devSystem {
 	t.Helper()
 	addr := freeAddr(t)
-	d := &devSystem{dataDir: t.TempDir(), base: "http://" + addr, output: make(chan string, 1000)}
-	args := append([]string{"dev", "--data", d.dataDir, "--addr", addr, "--console-addr", freeAddr(t)}, extra...)
+	d := &devSystem{dataDir: t.TempDir(), base: "http://" + addr, ops: "http://" + freeAddr(t), output: make(chan string, 1000)}
+	args := append([]string{"dev", "--data", d.dataDir, "--addr", addr, "--console-addr", strings.TrimPrefix(d.ops, "http://")}, extra...)
 	d.cmd = exec.Command(binary, args...)
 	d.cmd.Env = append(os.Environ(), "MARQUEE_POSTGRES=", "MARQUEE_NATS=")
 	stdout, err := d.cmd.StdoutPipe()

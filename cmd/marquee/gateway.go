@@ -21,6 +21,7 @@ func runGateway(ctx context.Context, args []string) error {
 	var pf programFlags
 	pf.register(fs, "127.0.0.1:0")
 	addr := fs.String("addr", "127.0.0.1:8080", "public address: API and web app")
+	opsAddr := fs.String("ops-addr", "", "also serve the API on this operations address (marquee dev uses the console address, where marquee saga finds it)")
 	peerTable := fs.String("peers", "", "addresses of services by name: svc=host:port[,host:port][;svc=...]; playback's media endpoint is the peer playback-http")
 	timeout := fs.Duration("request-timeout", gateway.DefaultRequestTimeout, "deadline of a request whose route sets none")
 	maxBody := fs.Int64("max-body", gateway.DefaultMaxBodyBytes, "largest request body in bytes")
@@ -53,7 +54,7 @@ func runGateway(ctx context.Context, args []string) error {
 		}
 		proxies = append(proxies, p)
 	}
-	ctx, a, cleanup, err := pf.start(ctx, app.Config{Program: "gateway", HTTPAddr: *addr})
+	ctx, a, cleanup, err := pf.start(ctx, app.Config{Program: "gateway", HTTPAddr: *addr, ExtraHTTPAddr: *opsAddr})
 	if err != nil {
 		return err
 	}

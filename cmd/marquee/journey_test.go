@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -315,6 +316,21 @@ func TestUserJourneys(t *testing.T) {
 		inv := list(renter.must(200, "GET", "/api/v1/invoices", nil), "invoices")
 		if len(inv) != 1 || str(inv[0], "status") != "refunded" {
 			t.Errorf("invoices after the withdrawn rental = %v, want one refunded invoice", inv)
+		}
+
+		// The operator sees the compensated saga with its refund.
+		saga := func(args ...string) string {
+			out, err := exec.Command(binary, append([]string{"saga"}, append(args, "--control-plane", d.ops, "--data", d.dataDir)...)...).CombinedOutput()
+			if err != nil {
+				t.Fatalf("marquee saga %v: %v\n%s", args, err, out)
+			}
+			return string(out)
+		}
+		if out := saga("list", "--state", "compensated"); !strings.Contains(out, id) {
+			t.Errorf("marquee saga list --state compensated does not show order %s:\n%s", id, out)
+		}
+		if out := saga("show", str(o, "saga_id")); !strings.Contains(out, "refund") || !strings.Contains(out, "compensated") {
+			t.Errorf("marquee saga show does not show the refund of a compensated saga:\n%s", out)
 		}
 	})
 

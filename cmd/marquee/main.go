@@ -18,6 +18,8 @@ Usage:
   marquee dev [flags]            run the whole system on this machine
   marquee serve SERVICE [flags]  run one service instance (%s)
   marquee gateway [flags]        run the API gateway
+  marquee saga list|show|retry|compensate
+                                 inspect and operate sagas of a running system
   marquee version                print version and build info
 
 Run 'marquee COMMAND -h' for a command's flags. Every flag can also be set
@@ -47,6 +49,8 @@ func run(ctx context.Context, args []string) error {
 		return runServe(ctx, rest)
 	case "gateway":
 		return runGateway(ctx, rest)
+	case "saga":
+		return runSaga(ctx, rest)
 	case "nats":
 		return runNATS(ctx, rest)
 	case "version", "--version":

@@ -178,7 +178,7 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
-	gwArgs := []string{"gateway", "--addr", cfg.Addr, "--admin-addr", hostPort(gwAdmin), "--peers", table.String(), "--nats", natsURL}
+	gwArgs := []string{"gateway", "--addr", cfg.Addr, "--admin-addr", hostPort(gwAdmin), "--peers", table.String(), "--nats", natsURL, "--ops-addr", cfg.ConsoleAddr}
 	if cfg.RedisURL != "" {
 		gwArgs = append(gwArgs, "--redis", cfg.RedisURL)
 	}
@@ -193,6 +193,7 @@ func Run(ctx context.Context, cfg Config) error {
 	fmt.Fprintf(cfg.Out, "  API and web app   http://%s\n", cfg.Addr)
 	fmt.Fprintf(cfg.Out, "  titles            http://%s/api/v1/titles\n", cfg.Addr)
 	fmt.Fprintf(cfg.Out, "  API description   http://%s/api/openapi.json\n", cfg.Addr)
+	fmt.Fprintf(cfg.Out, "  operations        http://%s (marquee saga ...)\n", cfg.ConsoleAddr)
 	fmt.Fprintf(cfg.Out, "  demo viewer       %s / %s\n", creds.Demo.Email, creds.Demo.Password)
 	fmt.Fprintf(cfg.Out, "  admin             %s / %s\n", creds.Admin.Email, creds.Admin.Password)
 	fmt.Fprintf(cfg.Out, "  events (NATS)     %s\n", natsURL)

@@ -49,6 +49,9 @@ type Config struct {
 	// HTTPAddr is the main HTTP listen address, served when a handler is
 	// set with SetHandler (services without one ignore it).
 	HTTPAddr string
+	// ExtraHTTPAddr, when set, serves the main handler on a second address
+	// too (the gateway's operations address in marquee dev).
+	ExtraHTTPAddr string
 	// AdminAddr serves /metrics, /healthz, /readyz and pprof.
 	AdminAddr string
 	// DrainDelay is how long the program stays up, not ready, before it
@@ -194,7 +197,7 @@ func (a *App) Run(ctx context.Context) (err error) {
 	if err != nil {
 		return fmt.Errorf("app: admin listener: %w", err)
 	}
-	var grpcLis, httpLis net.Listener
+	var grpcLis, httpLis, extraLis net.Listener
 	if a.grpc != nil {
 		if grpcLis, err = lc.Listen(ctx, "tcp", a.cfg.GRPCAddr); err != nil {
 			adminLis.Close()
@@ -210,6 +213,16 @@ func (a *App) Run(ctx context.Context) (err error) {
 			return fmt.Errorf("app: HTTP listener: %w", err)
 		}
 	}
+	if a.handler != nil && a.cfg.ExtraHTTPAddr != "" {
+		if extraLis, err = lc.Listen(ctx, "tcp", a.cfg.ExtraHTTPAddr); err != nil {
+			for _, l := range []net.Listener{adminLis, grpcLis, httpLis} {
+				if l != nil {
+					l.Close()
+				}
+			}
+			return fmt.Errorf("app: extra HTTP listener: %w", err)
+		}
+	}
 	a.addrs.Lock()
 	a.addrs.admin = adminLis.Addr()
 	if grpcLis != nil {
@@ -221,12 +234,15 @@ func (a *App) Run(ctx context.Context) (err error) {
 	a.addrs.Unlock()
 
 	admin := &http.Server{Handler: a.adminMux(), ReadHeaderTimeout: 5 * time.Second}
-	serveErr := make(chan error, 3)
+	serveErr := make(chan error, 4)
 	go func() { serveErr <- ignoreClosed(admin.Serve(adminLis)) }()
 	var main *http.Server
 	if httpLis != nil {
 		main = &http.Server{Handler: a.handler, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second}
 		go func() { serveErr <- ignoreClosed(main.Serve(httpLis)) }()
+		if extraLis != nil {
+			go func() { serveErr <- ignoreClosed(main.Serve(extraLis)) }()
+		}
 	}
 	if grpcLis != nil {
 		a.grpcMetrics.InitializeMetrics(a.grpc)
