@@ -22,7 +22,7 @@ const (
 	DefaultErrorRate   = 0.5
 	DefaultMinRequests = 20
 	DefaultWindow      = 10 * time.Second
-	DefaultOpenFor     = 5 * time.Second
+	DefaultOpenFor     = 2 * time.Second
 )
 
 // Settings tune a breaker. Zero fields take the defaults.
