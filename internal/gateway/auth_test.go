@@ -8,6 +8,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"net/http"
+	"net/netip"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -64,8 +65,9 @@ func goodClaims(edit func(map[string]any)) map[string]any {
 }
 
 // TestRefusedCredentials sends credentials that must not work, each to a
-// route that requires authentication: every one is answered 401 (403 for a
-// missing role) with WWW-Authenticate, and the upstream sees nothing.
+// route that requires authentication, and requests for routes that do not
+// exist: every one is answered 401 with WWW-Authenticate (403 for a missing
+// role, 404 for no route), and the upstream sees nothing.
 func TestRefusedCredentials(t *testing.T) {
 	u := startUpstream(t)
 	g := newGateway(t, u.addr, Config{JWKSMinRefreshInterval: 20 * time.Millisecond}, nil)
@@ -132,6 +134,10 @@ func TestRefusedCredentials(t *testing.T) {
 		{"unknown API key as bearer", header("Authorization", "Bearer mq_unknown"), "/api/v1/account", 401, "UNAUTHENTICATED"},
 		{"API key without the prefix", header("X-Api-Key", "good"), "/api/v1/account", 401, "UNAUTHENTICATED"},
 		{"bad token on an optional route", header("Authorization", "Bearer "+parts[0]+"."+parts[1]+"."), "/api/v1/titles", 401, "UNAUTHENTICATED"},
+		{"unknown route", header("Authorization", "Bearer "+good), "/api/v1/nope", 404, "NOT_FOUND"},
+		{"unknown route under a known one", header("Authorization", "Bearer "+good), "/api/v1/account/x", 404, "NOT_FOUND"},
+		{"path traversal", nil, "/api/v1/titles/../account", 404, "NOT_FOUND"},
+		{"encoded path traversal", nil, "/api/v1/titles/..%2Faccount", 404, "NOT_FOUND"},
 		{"viewer on an admin route", header("Authorization", "Bearer "+good), "/api/v1/admin/signing-keys/rotate", 403, "FORBIDDEN"},
 		{"API key viewer on an admin route", header("X-Api-Key", "mq_good"), "/api/v1/admin/signing-keys/rotate", 403, "FORBIDDEN"},
 	}
@@ -312,5 +318,33 @@ func TestUnknownKidRefetchLimit(t *testing.T) {
 	fetches := u.identity.jwksCalls.Load() - before
 	if max := int64(elapsed/(200*time.Millisecond)) + 2; fetches > max {
 		t.Errorf("40 unknown kids in %v made %d JWKS fetches, want at most %d", elapsed, fetches, max)
+	}
+}
+
+// TestInvalidCredentialFlood sends many bad tokens from one address: past
+// the burst, its requests with credentials are refused 429 without being
+// verified; other addresses are not affected.
+func TestInvalidCredentialFlood(t *testing.T) {
+	u := startUpstream(t)
+	g := newGateway(t, u.addr, Config{Routes: generousRoutes(t), TrustedProxies: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}}, nil)
+	bad := header("Authorization", "Bearer "+newSigningKey(t).sign(t, claims("x")), "X-Forwarded-For", "198.51.100.1")
+	bad.Set("Authorization", strings.Replace(bad.Get("Authorization"), "Bearer ey", "Bearer eX", 1))
+	limited := 0
+	for range authFailureLimit.Burst + 20 {
+		r := g.do(t, http.MethodGet, "/api/v1/account", bad, nil)
+		switch r.status {
+		case http.StatusUnauthorized:
+		case http.StatusTooManyRequests:
+			limited++
+		default:
+			t.Fatalf("bad token = %s", describe(r))
+		}
+	}
+	if limited < 15 {
+		t.Errorf("%d of %d bad tokens refused 429, want those past the burst of %d", limited, authFailureLimit.Burst+20, authFailureLimit.Burst)
+	}
+	good := header("Authorization", u.bearer(t, "acc-1"), "X-Forwarded-For", "198.51.100.2")
+	if r := g.do(t, http.MethodGet, "/api/v1/account", good, nil); r.status != http.StatusOK {
+		t.Errorf("good token from another address = %s, want 200", describe(r))
 	}
 }

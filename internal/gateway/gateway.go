@@ -220,10 +220,12 @@ type Gateway struct {
 
 	// gen is the routing generation in force: swapped whole by a reload.
 	gen atomic.Pointer[generation]
-	// reloadMu serialises reloads; it guards breakers and httpUps.
+	// reloadMu serialises reloads; it guards breakers, routesAt and
+	// seenAt.
 	reloadMu sync.Mutex
 	breakers map[string]*breaker.Breaker
-	routesAt fileStamp
+	routesAt fileStamp // the routing file in force
+	seenAt   fileStamp // the routing file last read
 
 	draining atomic.Bool
 }

@@ -129,7 +129,7 @@ func (g *Gateway) load(doc []byte, stamp fileStamp) error {
 		gen.breakers[name] = b
 	}
 	g.gen.Store(gen)
-	g.routesAt = stamp
+	g.routesAt, g.seenAt = stamp, stamp
 	if old != nil {
 		for name, u := range old.http {
 			if gen.http[name] != u {
@@ -168,6 +168,9 @@ func (g *Gateway) Reload() error {
 		return ErrNoRoutesFile
 	}
 	doc, stamp, err := g.readRoutes()
+	g.reloadMu.Lock()
+	g.seenAt = stamp
+	g.reloadMu.Unlock()
 	if err == nil {
 		g.reloadMu.Lock()
 		same := stamp.sum == g.routesAt.sum
@@ -192,8 +195,9 @@ func (g *Gateway) Reload() error {
 	return nil
 }
 
-// changed reports whether the routing file looks different from the one
-// loaded (modification time or size).
+// changed reports whether the routing file looks different (modification
+// time or size) from the one last read, loaded or refused: a bad file is
+// reported once, not at every poll.
 func (g *Gateway) changed() bool {
 	fi, err := os.Stat(g.cfg.RoutesFile)
 	if err != nil {
@@ -201,7 +205,7 @@ func (g *Gateway) changed() bool {
 	}
 	g.reloadMu.Lock()
 	defer g.reloadMu.Unlock()
-	return !fi.ModTime().Equal(g.routesAt.mod) || fi.Size() != g.routesAt.size
+	return !fi.ModTime().Equal(g.seenAt.mod) || fi.Size() != g.seenAt.size
 }
 
 // Run does the gateway's background work until ctx ends: it reloads the

@@ -183,6 +183,12 @@ func (g *Gateway) authenticate(r *http.Request, rt *routes.Route, clientAddr str
 		return anon, &apiError{Status: http.StatusUnauthorized, Code: "UNAUTHENTICATED",
 			Message: "sign in first: send an access token or API key", Authenticate: `Bearer realm="marquee"`}
 	}
+	failKey := "auth-failures:" + clientAddr
+	if !g.local.Peek(failKey, authFailureLimit) {
+		g.metrics.authFailures.WithLabelValues("throttled").Inc()
+		return anon, &apiError{Status: http.StatusTooManyRequests, Code: "RATE_LIMITED",
+			Message: "too many invalid credentials from this address; retry later", RetryAfter: time.Second}
+	}
 	var p principal.Principal
 	if err == nil {
 		p, err = g.auth.Authenticate(r.Context(), tok, isKey)
@@ -191,6 +197,9 @@ func (g *Gateway) authenticate(r *http.Request, rt *routes.Route, clientAddr str
 		var ae *auth.Error
 		if !errors.As(err, &ae) {
 			ae = &auth.Error{Kind: auth.ErrInvalid, Detail: "invalid credentials", Err: err}
+		}
+		if errors.Is(ae.Kind, auth.ErrInvalid) {
+			g.local.Allow(r.Context(), []ratelimit.Request{{Key: failKey, Limit: authFailureLimit}})
 		}
 		if errors.Is(ae.Kind, auth.ErrUnavailable) {
 			g.metrics.authFailures.WithLabelValues("unavailable").Inc()
@@ -211,6 +220,13 @@ func (g *Gateway) authenticate(r *http.Request, rt *routes.Route, clientAddr str
 	}
 	return p, nil
 }
+
+// authFailureLimit throttles an address that keeps sending credentials
+// that do not verify (each costs a signature check, or an identity call):
+// past a burst of 100 failures, one more per 100 ms; meanwhile its
+// requests with credentials are answered 429 unverified. Behind a load
+// balancer, set Config.TrustedProxies, or every client shares its address.
+var authFailureLimit = ratelimit.Limit{Interval: 100 * time.Millisecond, Burst: 100}
 
 // rateLimit applies the route's limits. It sets the RateLimit-* headers,
 // answers 429 itself and returns false when the request may not pass.

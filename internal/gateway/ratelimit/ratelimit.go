@@ -175,6 +175,18 @@ func (l *Local) AllowAt(now time.Duration, reqs []Request) Decision {
 	return d
 }
 
+// Peek reports whether a request for key under lim would be allowed now,
+// without counting it.
+func (l *Local) Peek(key string, lim Limit) bool {
+	now := int64(time.Since(l.start))
+	s := &l.shards[maphash.String(l.seed, key)%numShards]
+	s.mu.Lock()
+	tat := s.tats[key]
+	s.mu.Unlock()
+	_, ok, _, _, _ := gcra(now, tat, lim)
+	return ok
+}
+
 // store sets a key's TAT; the shard is locked.
 func (l *Local) store(s *shard, key string, tat, now int64) {
 	if _, ok := s.tats[key]; !ok && len(s.tats) >= l.max {
