@@ -177,6 +177,11 @@ func (s *Service) CreateOrder(ctx context.Context, req domain.CreateRequest) (o 
 			return o, false, err
 		}
 		if pending {
+			// The pending order may be this very request, sent again while
+			// its first attempt was being recorded.
+			if prev, ok, err := s.replay(ctx, s.db, req); ok || err != nil {
+				return prev, ok, err
+			}
 			return o, false, domain.ErrOrderInProgress
 		}
 	} else {

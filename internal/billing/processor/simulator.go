@@ -199,6 +199,9 @@ func (s *Simulator) Refund(ctx context.Context, req RefundRequest) (RefundResult
 	if left.Minor < 0 {
 		return RefundResult{}, fmt.Errorf("processor: refund of %s: %w", req.ChargeRef, domain.ErrRefundExceedsCharge)
 	}
+	if s.settled == nil {
+		s.settled = map[string]domain.Money{}
+	}
 	s.settled[req.ChargeRef] = left
 	res := RefundResult{Ref: randomID("re_")}
 	if s.refunds == nil {
