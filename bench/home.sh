@@ -30,8 +30,8 @@
 #     are interleaved, the order reversed every other round; requests per
 #     second, MB/s of body (10^6 bytes), p50/p99, CPU of the process under
 #     test, core 1 busy and how much of core 1 processes not started here
-#     took (the machine is shared); medians and the gateway/nginx ratio per
-#     round;
+#     took (the machine is shared), the gateway's non-2xx answers by status
+#     (its metrics); medians and the gateway/nginx ratio per round;
 #  3. a 5-second CPU profile (admin port /debug/pprof/profile) of the
 #     gateway and catalog under the home load, and of the gateway and
 #     playback under the whole-file media load; top 15 entries each; and
@@ -312,12 +312,23 @@ homesnap() {
   done
 }
 gwhome() { curl -fs "http://$gwadmin/metrics" | awk '/^marquee_gateway_http_requests_total\{/ && /route="\/api\/v1\/home"/ { h += $NF } END { print h + 0 }'; }
+settle_media() { sleep 0.3; } # the gateway counts a request when its answer is done
 settle() { # until the requests wrk left in flight are answered (at most 3 s)
   local a b
   a=$(gwhome)
   for _ in $(seq 1 15); do sleep 0.2; b=$(gwhome); [ "$a" = "$b" ] && return 0; a=$b; done
 }
 declare -A HOMEACC # key → sum of deltas over the home runs
+# gwcodes → "code count" lines: the bench gateway's answers by HTTP status
+gwcodes() {
+  curl -fs "http://$gwadmin/metrics" | awk -F'[{}" ]+' '/^marquee_gateway_http_requests_total\{/ {
+    for (i = 2; i < NF; i++) if ($i ~ /(^|,)code=$/) c[$(i + 1)] += $NF } END { for (k in c) print k, c[k] }'
+  curl -fs "http://$gwadmin/metrics" | awk '/^marquee_gateway_breaker_rejections_total/ { r += $NF } END { print "breaker-rejections", r + 0 }'
+}
+# codesnote before-file after-file → "  gateway answered: 503 x12, ..." (its non-2xx) or nothing
+codesnote() {
+  awk 'NR == FNR { a[$1] = $2; next } $1 !~ /^2/ && $2 - a[$1] > 0 { printf "%s %s x%d", (n++ ? "," : "  gateway answered:"), $1, $2 - a[$1] }' "$1" "$2"
+}
 # wrkrun url "pids" [range] → "rps p50ms p99ms non2xx errors cores core1% requests others"
 # (others: cores of core 1 taken by processes this script did not start)
 wrkrun() {
@@ -380,10 +391,12 @@ echo "wrk -t1 -c32 -d${secs}s each; $rounds interleaved rounds (order reversed e
 printf '  %-26s %9s %8s %9s %9s %7s %6s %6s %6s %6s\n' "" "req/s" "MB/s" "p50 ms" "p99 ms" "non-2xx" "errors" "cpu" "core1" "others"
 for round in $(seq 1 "$rounds"); do
   homesnap >"$work/snap0"
+  gwcodes >"$work/codes0"
   gl0=$(wc -l <"$work/gateway.out")
   R[home,$round]=$(wrkrun "$homeurl" "$allsys")
   settle
   homesnap >"$work/snap1"
+  gwcodes >"$work/codes1"
   # the home page's failed dependency calls, from the gateway's log: those
   # cancelled (the requests wrk abandons when it stops) and the others
   tail -n +"$((gl0 + 1))" "$work/gateway.out" | grep -F '"msg":"home: dependency failed' >"$work/fails" || true
@@ -396,13 +409,16 @@ for round in $(seq 1 "$rounds"); do
   done < <(awk 'NR == FNR { a[$1] = $2; next } { print $1, $2 - a[$1] }' "$work/snap0" "$work/snap1")
   fmtrow "r$round home (gateway)" "${R[home,$round]}" 0 \
     "$(awk -v d="${R[homedeg,$round]}" -v n="$(field 8 <<<"${R[home,$round]}")" -v f="${R[homefail,$round]}" -v c="${R[homecancel,$round]}" \
-      'BEGIN { printf "  degraded rows/request %.2f; failed calls %d (+%d cancelled)", (n > 0 ? d / n : 0), f, c }')"
+      'BEGIN { printf "  degraded rows/request %.2f; failed calls %d (+%d cancelled)", (n > 0 ? d / n : 0), f, c }')$(codesnote "$work/codes0" "$work/codes1")"
   order=("${labels[@]}")
   [ $((round % 2)) = 0 ] && order=(nginx direct gateway)
   for k in "${kinds[@]}"; do
     for l in "${order[@]}"; do
+      gwcodes >"$work/codes0"
       R[$k,$l,$round]=$(wrkrun "${URL[$l]}" "${SUT[$l]}" "${RANGE[$k]}")
-      fmtrow "r$round $k $l" "${R[$k,$l,$round]}" "${BYTES[$k]}"
+      [ "$l" = gateway ] && settle_media
+      gwcodes >"$work/codes1"
+      fmtrow "r$round $k $l" "${R[$k,$l,$round]}" "${BYTES[$k]}" "$(codesnote "$work/codes0" "$work/codes1")"
     done
   done
 done
