@@ -48,12 +48,17 @@ func (e *Engine) drive(ctx context.Context, j job) {
 	e.metrics.inflight.Inc()
 	defer e.metrics.inflight.Dec()
 	var r *run
-	if j.fresh != nil {
-		def, ok := e.defs[j.fresh.row.definition]
-		if !ok {
-			return
-		}
-		r = &run{row: j.fresh.row, def: def, outputs: map[int][]byte{}}
+	// The first drive of a saga created here starts from the row Create
+	// wrote. Only the one drive active for the saga takes it, so no later
+	// drive can start from that (by then stale) row.
+	e.mu.Lock()
+	f := e.fresh[j.id]
+	delete(e.fresh, j.id)
+	e.mu.Unlock()
+	if f != nil {
+		def := e.defs[f.row.definition]
+		e.metrics.started.WithLabelValues(f.row.definition).Inc()
+		r = &run{row: f.row, def: def, outputs: map[int][]byte{}}
 	} else {
 		var err error
 		r, err = e.claim(ctx, j.id, j.force)

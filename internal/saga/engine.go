@@ -78,8 +78,7 @@ type Engine struct {
 // job asks a worker to drive one saga.
 type job struct {
 	id    string
-	fresh *fresh // set when the creating engine drives it the first time
-	force bool   // drive even if not due (after a failed state write)
+	force bool // drive even if not due (after a failed state write)
 }
 
 type activity struct{ again bool }
@@ -208,14 +207,7 @@ VALUES ($1, $2, $3, '', $4, 0, 1, $7, '', '', $5, $6, 1, $7, $7, $7, NULL)`,
 // transaction that created it (or changed it) committed. A saga this
 // engine created starts at once without another write.
 func (e *Engine) Notify(id string) {
-	e.mu.Lock()
-	f := e.fresh[id]
-	delete(e.fresh, id)
-	e.mu.Unlock()
-	if f != nil {
-		e.metrics.started.WithLabelValues(f.row.definition).Inc()
-	}
-	e.enqueue(job{id: id, fresh: f}, true)
+	e.enqueue(job{id: id}, true)
 }
 
 // enqueue queues j unless the saga is already queued or being driven
@@ -340,14 +332,7 @@ ORDER BY next_run_at LIMIT $3`, now, e.opts.Owner, e.opts.PollBatch)
 			e.mu.Unlock()
 			continue
 		}
-		e.mu.Lock()
-		f := e.fresh[c.id]
-		delete(e.fresh, c.id)
-		e.mu.Unlock()
-		if f != nil {
-			e.metrics.started.WithLabelValues(c.def).Inc()
-		}
-		e.enqueue(job{id: c.id, fresh: f}, false)
+		e.enqueue(job{id: c.id}, false)
 	}
 	return nil
 }

@@ -485,7 +485,8 @@ func TestTwoEnginesNeverDriveOneSagaAtOnce(t *testing.T) {
 		p, f := newParticipant(), &finishes{}
 		for _, step := range []string{"reserve", "charge", "grant", "notify"} {
 			p.on(step, func(ctx context.Context, c saga.Call[order]) error {
-				time.Sleep(2 * time.Millisecond)
+				// Slow enough that A cannot finish them all before B starts.
+				time.Sleep(10 * time.Millisecond)
 				return nil
 			})
 		}
