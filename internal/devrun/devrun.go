@@ -266,14 +266,46 @@ func freePorts(n int) ([]int, error) {
 	return ports, nil
 }
 
-// freePort asks the kernel for a free loopback port.
+// freePort returns a loopback port that is free now. The kernel's own pick
+// (port 0) comes from the ephemeral range, which outgoing connections (to
+// PostgreSQL, NATS, the peers) also take their source ports from: one of
+// them could take the port before the child binds it. So the port is drawn
+// from below that range.
 func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("find a free port: %w", err)
+	lo := ephemeralLow()
+	const floor = 20000
+	for range 200 {
+		n, err := rand.Int(rand.Reader, big.NewInt(int64(lo-floor)))
+		if err != nil {
+			return 0, err
+		}
+		port := floor + int(n.Int64())
+		l, err := net.Listen("tcp", hostPort(port))
+		if err != nil {
+			continue
+		}
+		l.Close()
+		return port, nil
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
+	return 0, fmt.Errorf("find a free port: none free between %d and %d", floor, lo)
+}
+
+// ephemeralLow is the first port of the kernel's ephemeral range.
+func ephemeralLow() int {
+	const linuxDefault = 32768
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return linuxDefault
+	}
+	f := strings.Fields(string(b))
+	if len(f) == 0 {
+		return linuxDefault
+	}
+	lo, err := strconv.Atoi(f[0])
+	if err != nil || lo <= 21000 {
+		return linuxDefault
+	}
+	return lo
 }
 
 func hostPort(port int) string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(port)) }

@@ -140,6 +140,11 @@ type Config struct {
 	// routing configuration declares, by name: "playback-media" is the
 	// media endpoint of playback. They add to the addresses in the file.
 	HTTPUpstreams map[string][]string
+	// UpstreamHosts gives the Host header sent to an HTTP upstream, by
+	// name, instead of the client's: with a mesh sidecar in between, the
+	// upstream's addresses are the sidecar's and the Host names the
+	// service ("playback-media" is "playback").
+	UpstreamHosts map[string]string
 	// Home serves GET /api/v1/home (route kind "home"), after
 	// authentication; the caller is attached to the request context
 	// (principal.Attached). Nil answers such routes 404.

@@ -359,7 +359,7 @@ func (g *Gateway) proxy(w http.ResponseWriter, r *http.Request, gen *generation,
 			set = append(set, [2]string{hdrAPIKey, p.APIKeyID})
 		}
 	}
-	res, err := u.Proxy(w, r, httpproxy.Options{HeaderTimeout: timeout, Drop: dropToUpstream, Set: set})
+	res, err := u.Proxy(w, r, httpproxy.Options{HeaderTimeout: timeout, Drop: dropToUpstream, Set: set, Host: g.cfg.UpstreamHosts[rt.Upstream]})
 	if err == nil {
 		if res.Status == http.StatusBadGateway || res.Status == http.StatusServiceUnavailable || res.Status == http.StatusGatewayTimeout {
 			return breaker.Failure

@@ -97,6 +97,9 @@ type Options struct {
 	Drop map[string]bool
 	// Set are request headers set by the proxy, replacing the client's.
 	Set [][2]string
+	// Host, when set, replaces the request's Host (a mesh sidecar routes
+	// by it); empty passes the client's.
+	Host string
 }
 
 // Result describes a proxied response.
@@ -275,7 +278,11 @@ func writeRequest(bw *bufio.Writer, r *http.Request, o Options) error {
 	uri := r.URL.RequestURI()
 	bw.WriteString(uri)
 	bw.WriteString(" HTTP/1.1\r\nHost: ")
-	bw.WriteString(r.Host)
+	if o.Host != "" {
+		bw.WriteString(o.Host)
+	} else {
+		bw.WriteString(r.Host)
+	}
 	bw.WriteString("\r\n")
 
 	conn := connectionTokens(r.Header)

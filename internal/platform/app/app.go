@@ -59,6 +59,9 @@ type Config struct {
 	DrainDelay time.Duration
 	// ShutdownTimeout bounds the graceful stop of the servers.
 	ShutdownTimeout time.Duration
+	// GRPCOptions are added to the gRPC server's (transport credentials of
+	// the control plane).
+	GRPCOptions []grpc.ServerOption
 }
 
 // App is one running program.
@@ -114,11 +117,11 @@ func New(cfg Config, log *slog.Logger) (*App, error) {
 			log.ErrorContext(ctx, "panic in handler", "panic", fmt.Sprint(p))
 			return status.Error(codes.Internal, "internal error")
 		})
-		a.grpc = grpc.NewServer(
+		a.grpc = grpc.NewServer(append([]grpc.ServerOption{
 			grpc.StatsHandler(otelgrpc.NewServerHandler()),
 			grpc.ChainUnaryInterceptor(requestIDUnary, srvMetrics.UnaryServerInterceptor(), recovery.UnaryServerInterceptor(recover)),
 			grpc.ChainStreamInterceptor(srvMetrics.StreamServerInterceptor(), recovery.StreamServerInterceptor(recover)),
-		)
+		}, cfg.GRPCOptions...)...)
 		healthpb.RegisterHealthServer(a.grpc, a.health)
 		reflection.Register(a.grpc)
 		a.grpcMetrics = srvMetrics

@@ -74,6 +74,7 @@ func (t Table) String() string {
 // Dialer hands out one shared client connection per service name.
 type Dialer struct {
 	table Table
+	via   string // the local mesh sidecar's outbound address, if any
 	opts  []grpc.DialOption
 
 	mu    sync.Mutex
@@ -84,6 +85,16 @@ type Dialer struct {
 // defaults are plaintext, OpenTelemetry and round-robin over addresses).
 func NewDialer(table Table, opts ...grpc.DialOption) *Dialer {
 	return &Dialer{table: table, opts: opts, conns: map[string]*grpc.ClientConn{}}
+}
+
+// NewSidecarDialer returns a Dialer that sends every call to the mesh
+// sidecar listening at addr, naming the service in :authority; the sidecar
+// chooses the instance, secures the connection and applies the policy.
+func NewSidecarDialer(addr string, opts ...grpc.DialOption) (*Dialer, error) {
+	if _, _, err := net.SplitHostPort(addr); err != nil {
+		return nil, fmt.Errorf("peers: bad sidecar address %q: %w", addr, err)
+	}
+	return &Dialer{via: addr, opts: opts, conns: map[string]*grpc.ClientConn{}}, nil
 }
 
 // Conn returns the connection to service, creating it on first use. The
@@ -111,10 +122,15 @@ func (d *Dialer) Conn(service string) (*grpc.ClientConn, error) {
 		grpc.WithChainStreamInterceptor(forwardStream),
 	}, d.opts...)
 	target := "dns:///" + net.JoinHostPort(service, DefaultPort)
-	if addrs := d.table[service]; len(addrs) > 0 {
+	addrs := d.table[service]
+	if d.via != "" {
+		addrs = []string{d.via}
+	}
+	if len(addrs) > 0 {
 		r := manual.NewBuilderWithScheme("marquee")
 		state := resolver.State{}
 		for _, a := range addrs {
+			// ServerName becomes the :authority, which a sidecar routes by.
 			state.Addresses = append(state.Addresses, resolver.Address{Addr: a, ServerName: service})
 		}
 		r.InitialState(state)

@@ -3,11 +3,13 @@ package peers
 import (
 	"context"
 	"net"
+	"strings"
 	"testing"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/metadata"
 )
 
 func TestParseTable(t *testing.T) {
@@ -75,5 +77,44 @@ func TestDialByName(t *testing.T) {
 	}
 	if _, err := d.Conn("../etc"); err == nil {
 		t.Error("Conn(../etc) succeeded, want error")
+	}
+}
+
+// TestSidecarDialerNamesTheService checks that every peer is reached at the
+// sidecar's address, with the service's name as :authority.
+func TestSidecarDialerNamesTheService(t *testing.T) {
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	authorities := make(chan string, 2)
+	s := grpc.NewServer(grpc.UnaryInterceptor(func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+		md, _ := metadata.FromIncomingContext(ctx)
+		authorities <- strings.Join(md[":authority"], ",")
+		return h(ctx, req)
+	}))
+	healthpb.RegisterHealthServer(s, health.NewServer())
+	go s.Serve(lis)
+	defer s.Stop()
+
+	if _, err := NewSidecarDialer("nope"); err == nil {
+		t.Error("NewSidecarDialer(nope) succeeded, want an address error")
+	}
+	d, err := NewSidecarDialer(lis.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	for _, svc := range []string{"catalog", "billing"} {
+		c, err := d.Conn(svc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := healthpb.NewHealthClient(c).Check(context.Background(), &healthpb.HealthCheckRequest{}); err != nil {
+			t.Fatalf("%s through the sidecar address: %v", svc, err)
+		}
+		if got := <-authorities; got != svc {
+			t.Errorf(":authority = %q, want %q", got, svc)
+		}
 	}
 }
