@@ -24,6 +24,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/marquee-tv/marquee/internal/platform/peers"
@@ -127,11 +128,11 @@ func Run(ctx context.Context, cfg Config) error {
 
 	natsURL := cfg.NATSURL
 	if natsURL == "" {
-		port, err := freePort()
+		port, err := newPorts(1)
 		if err != nil {
 			return err
 		}
-		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+		addr := hostPort(port[0])
 		natsURL = "nats://" + addr
 		p := s.start(ctx, "nats", []string{"nats", "--addr", addr, "--store", filepath.Join(cfg.DataDir, "nats")}, tcpReady(addr))
 		if err := p.waitReady(ctx, 20*time.Second); err != nil {
@@ -149,7 +150,7 @@ func Run(ctx context.Context, cfg Config) error {
 	for _, svc := range cfg.Services {
 		n := max(cfg.Replicas[svc], 1)
 		for i := 1; i <= n; i++ {
-			ports, err := freePorts(3)
+			ports, err := newPorts(3)
 			if err != nil {
 				return err
 			}
@@ -174,10 +175,11 @@ func Run(ctx context.Context, cfg Config) error {
 			"--grpc-addr", inst.grpcAddr, "--http-addr", inst.httpAddr, "--admin-addr", inst.adminAddr}, common...)
 		procs = append(procs, s.start(ctx, inst.name, args, httpReady("http://"+inst.adminAddr+"/readyz")))
 	}
-	gwAdmin, err := freePort()
+	gwPort, err := newPorts(1)
 	if err != nil {
 		return err
 	}
+	gwAdmin := gwPort[0]
 	gwArgs := []string{"gateway", "--addr", cfg.Addr, "--admin-addr", hostPort(gwAdmin), "--peers", table.String(), "--nats", natsURL, "--ops-addr", cfg.ConsoleAddr}
 	if cfg.RedisURL != "" {
 		gwArgs = append(gwArgs, "--redis", cfg.RedisURL)
@@ -251,43 +253,46 @@ func instanceVersion(cfg Config, svc string, i int) string {
 	return "v1"
 }
 
-// freePorts returns n distinct free loopback ports.
-func freePorts(n int) ([]int, error) {
+// handedOut remembers the ports already planned, which are free until
+// their programs bind them and must not be handed out twice.
+var handedOut = struct {
+	sync.Mutex
+	ports map[int]bool
+}{ports: map[int]bool{}}
+
+// newPorts returns n distinct loopback ports, free now and not handed out
+// before. A port is drawn from below the kernel's ephemeral range: the
+// kernel's own pick (port 0) comes from that range, which outgoing
+// connections (to PostgreSQL, NATS, the peers) also take their source
+// ports from, and one of them could take the port before the child binds
+// it.
+func newPorts(n int) ([]int, error) {
+	handedOut.Lock()
+	defer handedOut.Unlock()
+	lo := ephemeralLow()
+	const floor = 20000
 	ports := make([]int, 0, n)
-	for len(ports) < n {
-		p, err := freePort()
+	for tries := 0; len(ports) < n; tries++ {
+		if tries == 1000 {
+			return nil, fmt.Errorf("find a free port: none free between %d and %d", floor, lo)
+		}
+		r, err := rand.Int(rand.Reader, big.NewInt(int64(lo-floor)))
 		if err != nil {
 			return nil, err
 		}
-		if !slices.Contains(ports, p) {
-			ports = append(ports, p)
+		port := floor + int(r.Int64())
+		if handedOut.ports[port] {
+			continue
 		}
-	}
-	return ports, nil
-}
-
-// freePort returns a loopback port that is free now. The kernel's own pick
-// (port 0) comes from the ephemeral range, which outgoing connections (to
-// PostgreSQL, NATS, the peers) also take their source ports from: one of
-// them could take the port before the child binds it. So the port is drawn
-// from below that range.
-func freePort() (int, error) {
-	lo := ephemeralLow()
-	const floor = 20000
-	for range 200 {
-		n, err := rand.Int(rand.Reader, big.NewInt(int64(lo-floor)))
-		if err != nil {
-			return 0, err
-		}
-		port := floor + int(n.Int64())
 		l, err := net.Listen("tcp", hostPort(port))
 		if err != nil {
 			continue
 		}
 		l.Close()
-		return port, nil
+		handedOut.ports[port] = true
+		ports = append(ports, port)
 	}
-	return 0, fmt.Errorf("find a free port: none free between %d and %d", floor, lo)
+	return ports, nil
 }
 
 // ephemeralLow is the first port of the kernel's ephemeral range.
