@@ -23,6 +23,7 @@ func runDev(ctx context.Context, args []string) error {
 	fs.StringVar(&cfg.RedisURL, "redis", "", "Redis URL for shared gateway rate limits (default: in-process)")
 	replicas := fs.String("replicas", "", "instances per service, e.g. recommendations=2,catalog=2")
 	versions := fs.String("versions", "", "version of every instance of a service, e.g. recommendations=v2 (default: recommendations instances are v1, v2; others v1)")
+	mesh := fs.String("mesh", "on", "on: every program behind a sidecar, strict mTLS, policy from the control plane; off: services call each other directly (as under Istio)")
 	fs.BoolVar(&cfg.Reset, "reset", false, "delete the data directory first")
 	logLevel := fs.String("log-level", "info", "supervisor log level")
 	if err := config.Parse(fs, args, os.Getenv); err != nil {
@@ -42,6 +43,13 @@ func runDev(ctx context.Context, args []string) error {
 		if _, _, err := net.SplitHostPort(a); err != nil {
 			return fmt.Errorf("address %q: %w", a, err)
 		}
+	}
+	switch *mesh {
+	case "on":
+		cfg.Mesh = true
+	case "off":
+	default:
+		return fmt.Errorf("--mesh %q: want on or off", *mesh)
 	}
 	if cfg.Binary, err = os.Executable(); err != nil {
 		return fmt.Errorf("find the marquee binary: %w", err)

@@ -195,11 +195,13 @@ func getJSON(t *testing.T, url string) apiResponse {
 	return r
 }
 
+// TestDevServesCatalogAndRecoversFromKill runs without the mesh (the other
+// system tests run with it, the default).
 func TestDevServesCatalogAndRecoversFromKill(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs the whole system; skipped with -short")
 	}
-	d := startDev(t)
+	d := startDev(t, "--mesh=off")
 
 	raw, err := os.ReadFile(filepath.Join(d.dataDir, "credentials.json"))
 	if err != nil {

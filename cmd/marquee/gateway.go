@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"net"
@@ -14,6 +15,7 @@ import (
 	"github.com/marquee-tv/marquee/internal/gateway/home"
 	"github.com/marquee-tv/marquee/internal/platform/app"
 	"github.com/marquee-tv/marquee/internal/platform/peers"
+	"github.com/marquee-tv/marquee/internal/webapp"
 )
 
 func runGateway(ctx context.Context, args []string) error {
@@ -21,8 +23,8 @@ func runGateway(ctx context.Context, args []string) error {
 	var pf programFlags
 	pf.register(fs, "127.0.0.1:0")
 	addr := fs.String("addr", "127.0.0.1:8080", "public address: API and web app")
-	opsAddr := fs.String("ops-addr", "", "also serve the API on this operations address (marquee dev uses the console address, where marquee saga finds it)")
 	peerTable := fs.String("peers", "", "addresses of services by name: svc=host:port[,host:port][;svc=...]; playback's media endpoint is the peer playback-http")
+	sidecarAddr := fs.String("sidecar", "", "send every call to services through the mesh sidecar at this address (--peers is then not used)")
 	timeout := fs.Duration("request-timeout", gateway.DefaultRequestTimeout, "deadline of a request whose route sets none")
 	maxBody := fs.Int64("max-body", gateway.DefaultMaxBodyBytes, "largest request body in bytes")
 	routesFile := fs.String("routes", "", "routing configuration file, reloaded on change and on SIGHUP (default: the built-in routes of the public API)")
@@ -42,7 +44,7 @@ func runGateway(ctx context.Context, args []string) error {
 	if *maxBody <= 0 {
 		return fmt.Errorf("--max-body must be positive")
 	}
-	table, err := peers.ParseTable(*peerTable)
+	dialer, media, err := dialPeers(*peerTable, *sidecarAddr)
 	if err != nil {
 		return err
 	}
@@ -54,21 +56,30 @@ func runGateway(ctx context.Context, args []string) error {
 		}
 		proxies = append(proxies, p)
 	}
-	ctx, a, cleanup, err := pf.start(ctx, app.Config{Program: "gateway", HTTPAddr: *addr, ExtraHTTPAddr: *opsAddr})
+	ctx, a, cleanup, err := pf.start(ctx, app.Config{Program: "gateway", HTTPAddr: *addr})
 	if err != nil {
+		dialer.Close()
 		return err
 	}
 	defer cleanup()
-	dialer := peers.NewDialer(table)
 	a.OnClose(dialer.Close)
+	// playback's media endpoint: its HTTP addresses, or the sidecar, which
+	// routes by the Host "playback".
+	upstreams := map[string][]string{"playback-media": media}
+	var hosts map[string]string
+	if *sidecarAddr != "" {
+		hosts = map[string]string{"playback-media": "playback"}
+	}
 	gw, err := gateway.New(gateway.Config{
 		RequestTimeout: *timeout,
 		MaxBodyBytes:   *maxBody,
 		OpenAPI:        openapi.Swagger,
 		Registerer:     a.Metrics(),
 		RoutesFile:     *routesFile,
-		HTTPUpstreams:  map[string][]string{"playback-media": table["playback-http"]},
+		HTTPUpstreams:  upstreams,
+		UpstreamHosts:  hosts,
 		Home:           home.New(home.Config{Registerer: a.Metrics()}, dialer, a.Logger()),
+		Web:            webapp.Handler(),
 		CORSOrigins:    splitList(*corsOrigins),
 		TrustedProxies: proxies,
 		RedisURL:       *redisURL,
@@ -92,4 +103,22 @@ func splitList(s string) []string {
 		}
 	}
 	return out
+}
+
+// dialPeers returns the Dialer of a program's peers: through the mesh
+// sidecar at sidecarAddr when set, else at the addresses of table. media
+// is where playback's HTTP endpoint is reached.
+func dialPeers(table, sidecarAddr string) (d *peers.Dialer, media []string, err error) {
+	if sidecarAddr != "" {
+		if table != "" {
+			return nil, nil, errors.New("--peers and --sidecar exclude each other: with a sidecar, it knows where peers are")
+		}
+		d, err := peers.NewSidecarDialer(sidecarAddr)
+		return d, []string{sidecarAddr}, err
+	}
+	t, err := peers.ParseTable(table)
+	if err != nil {
+		return nil, nil, err
+	}
+	return peers.NewDialer(t), t["playback-http"], nil
 }

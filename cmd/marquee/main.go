@@ -18,6 +18,11 @@ Usage:
   marquee dev [flags]            run the whole system on this machine
   marquee serve SERVICE [flags]  run one service instance (%s)
   marquee gateway [flags]        run the API gateway
+  marquee control-plane [flags]  run the mesh control plane and the console
+  marquee sidecar [flags]        run a mesh sidecar beside a service instance
+  marquee status                 instances, versions and health of a running system
+  marquee mesh get|apply|render|history
+                                 show and change the mesh policy
   marquee saga list|show|retry|compensate
                                  inspect and operate sagas of a running system
   marquee version                print version and build info
@@ -49,6 +54,14 @@ func run(ctx context.Context, args []string) error {
 		return runServe(ctx, rest)
 	case "gateway":
 		return runGateway(ctx, rest)
+	case "control-plane":
+		return runControlPlane(ctx, rest)
+	case "sidecar":
+		return runSidecar(ctx, rest)
+	case "status":
+		return runStatus(ctx, rest)
+	case "mesh":
+		return runMesh(ctx, rest)
 	case "saga":
 		return runSaga(ctx, rest)
 	case "nats":

@@ -1,23 +1,14 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"os"
-	"path/filepath"
-	"strings"
 	"text/tabwriter"
-	"time"
-
-	"github.com/marquee-tv/marquee/internal/platform/config"
-	"github.com/marquee-tv/marquee/internal/platform/seed"
 )
 
 const sagaUsage = `Usage:
@@ -31,77 +22,6 @@ Flags (before or after the arguments):
   --data DIR            where credentials.json holds the admin account (default .marquee)
   MARQUEE_TOKEN         an admin access token, used instead of credentials.json
 `
-
-// opsClient calls a running system's admin API as the admin.
-type opsClient struct {
-	base  string
-	token string
-	http  *http.Client
-}
-
-func newOpsClient(ctx context.Context, base, dataDir string) (*opsClient, error) {
-	u, err := url.Parse(base)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("--control-plane %q: want http://host:port", base)
-	}
-	c := &opsClient{base: strings.TrimRight(base, "/"), http: &http.Client{Timeout: 30 * time.Second}}
-	if tok := os.Getenv("MARQUEE_TOKEN"); tok != "" {
-		c.token = tok
-		return c, nil
-	}
-	creds, err := seed.Load(filepath.Join(dataDir, "credentials.json"))
-	if err != nil {
-		return nil, fmt.Errorf("no admin credentials (set MARQUEE_TOKEN or --data): %w", err)
-	}
-	var out struct {
-		AccessToken string `json:"access_token"`
-	}
-	if err := c.call(ctx, http.MethodPost, "/api/v1/auth/login", map[string]string{"email": creds.Admin.Email, "password": creds.Admin.Password}, &out); err != nil {
-		return nil, fmt.Errorf("admin login: %w", err)
-	}
-	c.token = out.AccessToken
-	return c, nil
-}
-
-// call sends a JSON request and decodes a JSON answer, turning the API's
-// error shape into an error.
-func (c *opsClient) call(ctx context.Context, method, path string, body, out any) error {
-	var rd io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			return err
-		}
-		rd = bytes.NewReader(b)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, c.base+path, rd)
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	if c.token != "" {
-		req.Header.Set("Authorization", "Bearer "+c.token)
-	}
-	resp, err := c.http.Do(req)
-	if err != nil {
-		return fmt.Errorf("is the system running? %w", err)
-	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
-	if err != nil {
-		return err
-	}
-	if resp.StatusCode >= 300 {
-		var e struct {
-			Error struct{ Code, Message string } `json:"error"`
-		}
-		if json.Unmarshal(raw, &e) == nil && e.Error.Code != "" {
-			return fmt.Errorf("%s %s: %s: %s", method, path, e.Error.Code, e.Error.Message)
-		}
-		return fmt.Errorf("%s %s: %s", method, path, resp.Status)
-	}
-	return json.Unmarshal(raw, out)
-}
 
 type sagaStep struct {
 	Name        string `json:"name"`
@@ -135,17 +55,9 @@ func runSaga(ctx context.Context, args []string) error {
 	dataDir := fs.String("data", ".marquee", "directory of credentials.json")
 	state := fs.String("state", "", "list: only sagas in this state")
 	order := fs.String("order", "", "list: only the saga of this order")
-	// Flags may come after the sub-command and its argument.
-	var words []string
-	for len(args) > 0 {
-		if err := config.Parse(fs, args, os.Getenv); err != nil {
-			return err
-		}
-		args = fs.Args()
-		if len(args) > 0 {
-			words = append(words, args[0])
-			args = args[1:]
-		}
+	words, err := parseWords(fs, args)
+	if err != nil {
+		return err
 	}
 	if len(words) == 0 {
 		fs.Usage()

@@ -72,24 +72,25 @@ func runServe(ctx context.Context, args []string) error {
 	postgres := fs.String("postgres", "", "PostgreSQL server URL; the service uses database marquee_"+name)
 	natsURL := fs.String("nats", "nats://127.0.0.1:4222", "NATS JetStream URL")
 	peerTable := fs.String("peers", "", "addresses of peers by name: svc=host:port[,host:port][;svc=...]; unnamed peers resolve through DNS as <svc>:"+peers.DefaultPort)
+	sidecarAddr := fs.String("sidecar", "", "send every call to peers through the mesh sidecar at this address (--peers is then not used)")
 	ver := fs.String("version", "v1", "instance version label (v1, v2)")
 	credentials := fs.String("credentials", "", "seed the demo data, with the demo and admin accounts of this credentials.json (marquee dev sets it)")
 	if err := pf.parse(fs, args); err != nil {
 		return err
 	}
-	table, err := peers.ParseTable(*peerTable)
-	if err != nil {
-		return err
-	}
 	if *ver != "v1" && *ver != "v2" {
 		return errors.New("--version: want v1 or v2")
 	}
-	ctx, a, cleanup, err := pf.start(ctx, app.Config{Program: name, GRPCAddr: *grpcAddr, HTTPAddr: *httpAddr})
+	dialer, _, err := dialPeers(*peerTable, *sidecarAddr)
 	if err != nil {
 		return err
 	}
+	ctx, a, cleanup, err := pf.start(ctx, app.Config{Program: name, GRPCAddr: *grpcAddr, HTTPAddr: *httpAddr})
+	if err != nil {
+		dialer.Close()
+		return err
+	}
 	defer cleanup()
-	dialer := peers.NewDialer(table)
 	a.OnClose(dialer.Close)
 	env := &service.Env{
 		Name:        name,

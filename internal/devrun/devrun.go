@@ -27,6 +27,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/marquee-tv/marquee/internal/mesh/ca"
 	"github.com/marquee-tv/marquee/internal/platform/peers"
 	"github.com/marquee-tv/marquee/internal/platform/seed"
 )
@@ -52,6 +53,9 @@ type Config struct {
 	// (recommendations=v2); by default the instances of recommendations
 	// are v1, v2, and of other services v1.
 	Versions map[string]string
+	// Mesh runs every program with a sidecar (strict mTLS, policy from the
+	// control plane); off, services call each other directly.
+	Mesh bool
 	// Reset deletes DataDir before starting.
 	Reset bool
 	// Out receives the human-readable summary.
@@ -134,73 +138,125 @@ func Run(ctx context.Context, cfg Config) error {
 		}
 		addr := hostPort(port[0])
 		natsURL = "nats://" + addr
-		p := s.start(ctx, "nats", []string{"nats", "--addr", addr, "--store", filepath.Join(cfg.DataDir, "nats")}, tcpReady(addr))
+		p := s.start(ctx, spec{name: "nats", stage: stageBus, ready: tcpReady(addr),
+			args: []string{"nats", "--addr", addr, "--store", filepath.Join(cfg.DataDir, "nats")}})
 		if err := p.waitReady(ctx, 20*time.Second); err != nil {
 			return err
 		}
 	}
 
-	// Every instance gets its ports up front, so the table of peers is known
-	// before any starts and stays the same across restarts.
-	type instance struct {
-		service, name, version, grpcAddr, httpAddr, adminAddr string
+	// Every program gets its ports up front, so the addresses are known
+	// before any starts and stay the same across restarts.
+	instances, err := planInstances(cfg)
+	if err != nil {
+		return err
 	}
-	var instances []instance
-	table := peers.Table{}
-	for _, svc := range cfg.Services {
-		n := max(cfg.Replicas[svc], 1)
-		for i := 1; i <= n; i++ {
-			ports, err := newPorts(3)
-			if err != nil {
+	gw, err := newEndpoint("gateway", "gateway", "v1")
+	if err != nil {
+		return err
+	}
+	cp, err := newPorts(3) // gRPC for sidecars, admin, OTLP trace receiver
+	if err != nil {
+		return err
+	}
+	cpGRPC, cpAdmin, cpOTLP := hostPort(cp[0]), hostPort(cp[1]), hostPort(cp[2])
+	// Every program but the control plane sends its traces to the console
+	// (the console's own polling would fill it with its own).
+	otlpEnv := []string{"OTEL_EXPORTER_OTLP_ENDPOINT=http://" + cpOTLP, "OTEL_EXPORTER_OTLP_INSECURE=true"}
+
+	// The control plane serves the console in both modes; with the mesh
+	// on, it is also where sidecars get certificates and configuration.
+	cpArgs := []string{"control-plane", "--console-addr", cfg.ConsoleAddr, "--grpc-addr", cpGRPC, "--admin-addr", cpAdmin,
+		"--data", cfg.DataDir, "--gateway", "http://" + cfg.Addr, "--otlp-addr", cpOTLP, "--nats", natsURL}
+	if cfg.PostgresURL != "" {
+		cpArgs = append(cpArgs, "--postgres", cfg.PostgresURL)
+	}
+	cpProc := s.start(ctx, spec{name: "control-plane", stage: stageControlPlane, args: cpArgs, ready: httpReady("http://" + cpAdmin + "/readyz")})
+	if err := cpProc.waitReady(ctx, 30*time.Second); err != nil {
+		return err
+	}
+
+	// With the mesh on, every instance and the gateway get a sidecar, ready
+	// (certificate and configuration in hand) before its application
+	// starts, so an application never runs without its sidecar.
+	if cfg.Mesh {
+		secret, err := ca.LoadOrCreateJoinSecret(filepath.Join(cfg.DataDir, "mesh", "join.key"))
+		if err != nil {
+			return err
+		}
+		var sidecars []*proc
+		for _, e := range append(slices.Clone(instances), gw) {
+			args := []string{"sidecar", "--service", e.service, "--version", e.version, "--instance", e.name,
+				"--outbound", e.outbound, "--admin-addr", e.sidecarAdmin,
+				"--app-grpc", e.grpcAddr, "--app-http", e.httpAddr, "--app-ready", "http://" + e.adminAddr + "/readyz",
+				"--control-plane", cpGRPC, "--trust-bundle", filepath.Join(cfg.DataDir, "mesh", "root.pem"),
+				"--inbound", e.inbound}
+			sidecars = append(sidecars, s.start(ctx, spec{name: e.name + ".sidecar", stage: stageSidecar, args: args,
+				env:   append([]string{"MARQUEE_JOIN_TOKEN=" + ca.JoinToken(secret, e.service)}, otlpEnv...),
+				ready: httpReady("http://" + e.sidecarAdmin + "/readyz")}))
+		}
+		for _, p := range sidecars {
+			if err := p.waitReady(ctx, 30*time.Second); err != nil {
 				return err
 			}
-			name := svc
-			if n > 1 {
-				name = fmt.Sprintf("%s-%d", svc, i)
-			}
-			inst := instance{svc, name, instanceVersion(cfg, svc, i), hostPort(ports[0]), hostPort(ports[1]), hostPort(ports[2])}
-			instances = append(instances, inst)
-			table[svc] = append(table[svc], inst.grpcAddr)
-			// A service's HTTP endpoint (playback's media) is the peer <svc>-http.
-			table[svc+"-http"] = append(table[svc+"-http"], inst.httpAddr)
 		}
 	}
-	common := []string{"--data", cfg.DataDir, "--nats", natsURL, "--peers", table.String(), "--credentials", credsFile}
+
+	table := peers.Table{}
+	for _, e := range instances {
+		table[e.service] = append(table[e.service], e.grpcAddr)
+		// A service's HTTP endpoint (playback's media) is the peer <svc>-http.
+		table[e.service+"-http"] = append(table[e.service+"-http"], e.httpAddr)
+	}
+	// peerArgs tells a program how to reach the others: through its
+	// sidecar, or straight at their addresses.
+	peerArgs := func(e endpoint) []string {
+		if cfg.Mesh {
+			return []string{"--sidecar", e.outbound}
+		}
+		return []string{"--peers", table.String()}
+	}
+	common := []string{"--data", cfg.DataDir, "--nats", natsURL, "--credentials", credsFile}
 	if cfg.PostgresURL != "" {
 		common = append(common, "--postgres", cfg.PostgresURL)
 	}
 	var procs []*proc
-	for _, inst := range instances {
-		args := append([]string{"serve", inst.service, "--version", inst.version,
-			"--grpc-addr", inst.grpcAddr, "--http-addr", inst.httpAddr, "--admin-addr", inst.adminAddr}, common...)
-		procs = append(procs, s.start(ctx, inst.name, args, httpReady("http://"+inst.adminAddr+"/readyz")))
+	for _, e := range instances {
+		args := slices.Concat([]string{"serve", e.service, "--version", e.version,
+			"--grpc-addr", e.grpcAddr, "--http-addr", e.httpAddr, "--admin-addr", e.adminAddr}, common, peerArgs(e))
+		procs = append(procs, s.start(ctx, spec{name: e.name, stage: stageService, args: args, env: otlpEnv, ready: httpReady("http://" + e.adminAddr + "/readyz")}))
 	}
-	gwPort, err := newPorts(1)
-	if err != nil {
-		return err
-	}
-	gwAdmin := gwPort[0]
-	gwArgs := []string{"gateway", "--addr", cfg.Addr, "--admin-addr", hostPort(gwAdmin), "--peers", table.String(), "--nats", natsURL, "--ops-addr", cfg.ConsoleAddr}
-	if cfg.RedisURL != "" {
-		gwArgs = append(gwArgs, "--redis", cfg.RedisURL)
-	}
-	procs = append(procs, s.start(ctx, "gateway", gwArgs, httpReady("http://"+hostPort(gwAdmin)+"/readyz")))
 	for _, p := range procs {
 		if err := p.waitReady(ctx, 60*time.Second); err != nil {
 			return err
 		}
+	}
+	// The gateway comes last: it is ready once it holds identity's signing
+	// keys, and the sooner identity answers the sooner that is.
+	gwArgs := slices.Concat([]string{"gateway", "--addr", cfg.Addr, "--admin-addr", gw.adminAddr, "--nats", natsURL}, peerArgs(gw))
+	if cfg.RedisURL != "" {
+		gwArgs = append(gwArgs, "--redis", cfg.RedisURL)
+	}
+	gwProc := s.start(ctx, spec{name: "gateway", stage: stageGateway, args: gwArgs, env: otlpEnv, ready: httpReady("http://" + gw.adminAddr + "/readyz")})
+	if err := gwProc.waitReady(ctx, 60*time.Second); err != nil {
+		return err
 	}
 
 	fmt.Fprintf(cfg.Out, "\nMarquee is ready in %s\n\n", time.Since(started).Round(time.Millisecond))
 	fmt.Fprintf(cfg.Out, "  API and web app   http://%s\n", cfg.Addr)
 	fmt.Fprintf(cfg.Out, "  titles            http://%s/api/v1/titles\n", cfg.Addr)
 	fmt.Fprintf(cfg.Out, "  API description   http://%s/api/openapi.json\n", cfg.Addr)
-	fmt.Fprintf(cfg.Out, "  operations        http://%s (marquee saga ...)\n", cfg.ConsoleAddr)
+	fmt.Fprintf(cfg.Out, "  console           http://%s (marquee status, mesh, saga)\n", cfg.ConsoleAddr)
 	fmt.Fprintf(cfg.Out, "  demo viewer       %s / %s\n", creds.Demo.Email, creds.Demo.Password)
 	fmt.Fprintf(cfg.Out, "  admin             %s / %s\n", creds.Admin.Email, creds.Admin.Password)
 	fmt.Fprintf(cfg.Out, "  events (NATS)     %s\n", natsURL)
-	for _, inst := range instances {
-		fmt.Fprintf(cfg.Out, "  %-17s %s  grpc %s  admin http://%s\n", inst.name, inst.version, inst.grpcAddr, inst.adminAddr)
+	mesh := "off (services call each other directly)"
+	if cfg.Mesh {
+		mesh = "on, strict mTLS; control plane " + cpGRPC
+	}
+	fmt.Fprintf(cfg.Out, "  mesh              %s\n", mesh)
+	for _, e := range instances {
+		fmt.Fprintf(cfg.Out, "  %-17s %s  grpc %s  admin http://%s\n", e.name, e.version, e.grpcAddr, e.adminAddr)
 	}
 	fmt.Fprintf(cfg.Out, "  data and logs     %s\n\nCtrl-C stops everything.\n", cfg.DataDir)
 
@@ -238,6 +294,50 @@ func randomPassword() string {
 		b[i] = alphabet[n.Int64()]
 	}
 	return string(b)
+}
+
+// endpoint is one program's planned addresses: its own, and its
+// sidecar's when the mesh is on.
+type endpoint struct {
+	service, name, version          string
+	grpcAddr, httpAddr, adminAddr   string
+	inbound, outbound, sidecarAdmin string
+}
+
+// newEndpoint plans the addresses of one program; a caller-only program
+// (the gateway) has no inbound.
+func newEndpoint(service, name, version string) (endpoint, error) {
+	ports, err := newPorts(6)
+	if err != nil {
+		return endpoint{}, err
+	}
+	e := endpoint{service: service, name: name, version: version,
+		grpcAddr: hostPort(ports[0]), httpAddr: hostPort(ports[1]), adminAddr: hostPort(ports[2]),
+		inbound: hostPort(ports[3]), outbound: hostPort(ports[4]), sidecarAdmin: hostPort(ports[5])}
+	if service == "gateway" {
+		e.inbound = ""
+	}
+	return e, nil
+}
+
+// planInstances plans every service instance.
+func planInstances(cfg Config) ([]endpoint, error) {
+	var out []endpoint
+	for _, svc := range cfg.Services {
+		n := max(cfg.Replicas[svc], 1)
+		for i := 1; i <= n; i++ {
+			name := svc
+			if n > 1 {
+				name = fmt.Sprintf("%s-%d", svc, i)
+			}
+			e, err := newEndpoint(svc, name, instanceVersion(cfg, svc, i))
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, e)
+		}
+	}
+	return out, nil
 }
 
 // instanceVersion is the version label of instance i (from 1) of svc:

@@ -13,8 +13,8 @@ import (
 	"time"
 )
 
-// supervisor owns the child processes. Children are stopped in reverse
-// start order (gateway first, NATS last).
+// supervisor owns the child processes. Children stop by stage, the last
+// stage first (see the stage constants).
 type supervisor struct {
 	cfg    Config
 	logDir string
@@ -24,12 +24,32 @@ type supervisor struct {
 	procs []*proc
 }
 
-// proc is one supervised program, restarted with backoff when it dies.
-type proc struct {
+// stage orders the stop: the gateway goes first so no request arrives at a
+// stopping service, then the services, then their sidecars (which drain
+// what is still in flight), the control plane, and NATS last.
+type stage int
+
+const (
+	stageBus stage = iota
+	stageControlPlane
+	stageSidecar
+	stageService
+	stageGateway
+)
+
+// spec says how to run one program.
+type spec struct {
 	name  string
 	args  []string
+	env   []string // added to the supervisor's environment
+	stage stage
 	ready func(context.Context) error
-	s     *supervisor
+}
+
+// proc is one supervised program, restarted with backoff when it dies.
+type proc struct {
+	spec
+	s *supervisor
 
 	mu       sync.Mutex
 	cmd      *exec.Cmd
@@ -46,8 +66,9 @@ const (
 	stopTimeout = 10 * time.Second
 )
 
-func (s *supervisor) start(ctx context.Context, name string, args []string, ready func(context.Context) error) *proc {
-	p := &proc{name: name, args: append(args, "--parent-pid", strconv.Itoa(s.parent)), ready: ready, s: s, exited: make(chan struct{})}
+func (s *supervisor) start(ctx context.Context, sp spec) *proc {
+	sp.args = append(sp.args, "--parent-pid", strconv.Itoa(s.parent))
+	p := &proc{spec: sp, s: s, exited: make(chan struct{})}
 	s.mu.Lock()
 	s.procs = append(s.procs, p)
 	s.mu.Unlock()
@@ -90,6 +111,7 @@ func (p *proc) runOnce() error {
 	cmd := &exec.Cmd{
 		Path:   p.s.cfg.Binary,
 		Args:   append([]string{"marquee"}, p.args...),
+		Env:    append(os.Environ(), p.env...),
 		Stdout: logFile,
 		Stderr: logFile,
 		// The kernel sends SIGTERM to the child if the supervisor dies.
@@ -155,29 +177,18 @@ func (p *proc) stop() {
 	}
 }
 
-// stopAll stops every child, last started first.
+// stopAll stops every child, stage by stage, the last stage first.
 func (s *supervisor) stopAll() {
 	s.mu.Lock()
 	procs := s.procs
 	s.mu.Unlock()
-	// The gateway goes first so no request arrives at a stopping service;
-	// services stop together; NATS, started first, stops last.
-	for i := len(procs) - 1; i >= 0; i-- {
-		if procs[i].name == "gateway" {
-			procs[i].stop()
+	for st := stageGateway; st >= stageBus; st-- {
+		var wg sync.WaitGroup
+		for _, p := range procs {
+			if p.stage == st {
+				wg.Go(p.stop)
+			}
 		}
-	}
-	var wg sync.WaitGroup
-	for _, p := range procs {
-		if p.name != "gateway" && p.name != "nats" {
-			wg.Add(1)
-			go func() { defer wg.Done(); p.stop() }()
-		}
-	}
-	wg.Wait()
-	for _, p := range procs {
-		if p.name == "nats" {
-			p.stop()
-		}
+		wg.Wait()
 	}
 }

@@ -25,7 +25,7 @@
 // client address, untrusted headers stripped, request id, security
 // headers, access log, metrics), panic recovery, then serve: the probes and the API
 // description; the URL and body-size checks; CORS; the route lookup (404,
-// 405); authentication (401, 403); rate limits (429); the upstream's
+// 405, or the web app for a page outside the API's paths); authentication (401, 403); rate limits (429); the upstream's
 // circuit breaker (503 CIRCUIT_OPEN); the route's deadline; the dispatch.
 // Errors from any layer are written by writeError in errors.go, so they all
 // have one shape: {"error":{"code","message","request_id"}}.
@@ -149,6 +149,12 @@ type Config struct {
 	// authentication; the caller is attached to the request context
 	// (principal.Attached). Nil answers such routes 404.
 	Home http.Handler
+	// Web serves the web app: the GET and HEAD requests that match no
+	// route and whose path is not under /api/, /media/ or /.well-known/
+	// (those keep the API's JSON 404). It is not authenticated nor rate
+	// limited, and its responses get the edge's headers and gzip. Nil
+	// answers such requests 404 like any unknown path.
+	Web http.Handler
 
 	// CORSOrigins are the origins ("https://app.example.com") allowed to
 	// call the API from a browser; "*" allows any origin, and then
@@ -209,6 +215,7 @@ type Gateway struct {
 	openapiETag string
 	openapiH    http.Handler
 	homeH       http.Handler // Config.Home with gzip, or nil
+	webH        http.Handler // Config.Web with gzip, or nil
 
 	// muxes are the transcoders, one per gRPC upstream; conns their
 	// connections, for Ready.
@@ -288,6 +295,9 @@ func New(cfg Config, peers Dialer, logger *slog.Logger) (*Gateway, error) {
 	g.openapiH = gz(http.HandlerFunc(g.serveOpenAPI))
 	if cfg.Home != nil {
 		g.homeH = gz(cfg.Home)
+	}
+	if cfg.Web != nil {
+		g.webH = gz(cfg.Web)
 	}
 
 	for _, u := range upstreams {

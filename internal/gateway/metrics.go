@@ -12,8 +12,8 @@ import (
 )
 
 // metrics are the gateway's Prometheus metrics. Label values are bounded:
-// route is a route name from the routing configuration, a probe path or
-// "unmatched"; method one of the standard methods or "OTHER"; code an HTTP
+// route is a route name from the routing configuration, a probe path,
+// "web" (the web app) or "unmatched"; method one of the standard methods or "OTHER"; code an HTTP
 // status; upstream a configured upstream name; reason and result fixed
 // sets.
 type metrics struct {

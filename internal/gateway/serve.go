@@ -63,6 +63,12 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request) {
 			g.writeError(w, r, fromHTTPStatus(code, "method "+r.Method+" not allowed on this route"))
 			return
 		}
+		if g.webH != nil && isWebRequest(r) {
+			st.route = webRoute
+			labelRoute(r, webRoute)
+			g.webH.ServeHTTP(w, r)
+			return
+		}
 		g.writeError(w, r, fromHTTPStatus(http.StatusNotFound, "no such route"))
 		return
 	}
@@ -138,6 +144,26 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request) {
 		cancel()
 		outcome = grpcOutcome(st)
 	}
+}
+
+// webRoute names requests served by the web app in logs, metrics and
+// traces.
+const webRoute = "web"
+
+// isWebRequest reports whether a request that matched no route is for the
+// web app: a GET or HEAD outside the paths of the API, the media and the
+// well-known documents, where an unknown path stays a JSON 404.
+func isWebRequest(r *http.Request) bool {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		return false
+	}
+	p := r.URL.Path
+	for _, prefix := range []string{"/api", "/media", "/.well-known"} {
+		if p == prefix || strings.HasPrefix(p, prefix+"/") {
+			return false
+		}
+	}
+	return true
 }
 
 // serveBuiltin answers the probes and the API description, which are not

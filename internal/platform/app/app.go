@@ -49,9 +49,6 @@ type Config struct {
 	// HTTPAddr is the main HTTP listen address, served when a handler is
 	// set with SetHandler (services without one ignore it).
 	HTTPAddr string
-	// ExtraHTTPAddr, when set, serves the main handler on a second address
-	// too (the gateway's operations address in marquee dev).
-	ExtraHTTPAddr string
 	// AdminAddr serves /metrics, /healthz, /readyz and pprof.
 	AdminAddr string
 	// DrainDelay is how long the program stays up, not ready, before it
@@ -200,7 +197,7 @@ func (a *App) Run(ctx context.Context) (err error) {
 	if err != nil {
 		return fmt.Errorf("app: admin listener: %w", err)
 	}
-	var grpcLis, httpLis, extraLis net.Listener
+	var grpcLis, httpLis net.Listener
 	if a.grpc != nil {
 		if grpcLis, err = lc.Listen(ctx, "tcp", a.cfg.GRPCAddr); err != nil {
 			adminLis.Close()
@@ -214,16 +211,6 @@ func (a *App) Run(ctx context.Context) (err error) {
 				grpcLis.Close()
 			}
 			return fmt.Errorf("app: HTTP listener: %w", err)
-		}
-	}
-	if a.handler != nil && a.cfg.ExtraHTTPAddr != "" {
-		if extraLis, err = lc.Listen(ctx, "tcp", a.cfg.ExtraHTTPAddr); err != nil {
-			for _, l := range []net.Listener{adminLis, grpcLis, httpLis} {
-				if l != nil {
-					l.Close()
-				}
-			}
-			return fmt.Errorf("app: extra HTTP listener: %w", err)
 		}
 	}
 	a.addrs.Lock()
@@ -243,9 +230,6 @@ func (a *App) Run(ctx context.Context) (err error) {
 	if httpLis != nil {
 		main = &http.Server{Handler: a.handler, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second}
 		go func() { serveErr <- ignoreClosed(main.Serve(httpLis)) }()
-		if extraLis != nil {
-			go func() { serveErr <- ignoreClosed(main.Serve(extraLis)) }()
-		}
 	}
 	if grpcLis != nil {
 		a.grpcMetrics.InitializeMetrics(a.grpc)

@@ -145,9 +145,12 @@ type Instance struct {
 	// caller-only workload such as the gateway.
 	Address string `protobuf:"bytes,4,opt,name=address,proto3" json:"address,omitempty"`
 	// healthy is the application's readiness as the sidecar sees it.
-	Healthy       bool `protobuf:"varint,5,opt,name=healthy,proto3" json:"healthy,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Healthy bool `protobuf:"varint,5,opt,name=healthy,proto3" json:"healthy,omitempty"`
+	// metrics_address is the sidecar's admin host:port (its /metrics), where
+	// the console reads the traffic between services.
+	MetricsAddress string `protobuf:"bytes,6,opt,name=metrics_address,json=metricsAddress,proto3" json:"metrics_address,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *Instance) Reset() {
@@ -213,6 +216,13 @@ func (x *Instance) GetHealthy() bool {
 		return x.Healthy
 	}
 	return false
+}
+
+func (x *Instance) GetMetricsAddress() string {
+	if x != nil {
+		return x.MetricsAddress
+	}
+	return ""
 }
 
 // ConnectRequest is one message from a sidecar.
@@ -1299,13 +1309,14 @@ const file_marquee_mesh_v1_mesh_proto_rawDesc = "" +
 	"\x0fCertifyResponse\x12 \n" +
 	"\vcertificate\x18\x01 \x01(\fR\vcertificate\x12!\n" +
 	"\ftrust_bundle\x18\x02 \x03(\fR\vtrustBundle\x127\n" +
-	"\tnot_after\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\bnotAfter\"\x82\x01\n" +
+	"\tnot_after\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\bnotAfter\"\xab\x01\n" +
 	"\bInstance\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x18\n" +
 	"\aservice\x18\x02 \x01(\tR\aservice\x12\x18\n" +
 	"\aversion\x18\x03 \x01(\tR\aversion\x12\x18\n" +
 	"\aaddress\x18\x04 \x01(\tR\aaddress\x12\x18\n" +
-	"\ahealthy\x18\x05 \x01(\bR\ahealthy\"\xb1\x01\n" +
+	"\ahealthy\x18\x05 \x01(\bR\ahealthy\x12'\n" +
+	"\x0fmetrics_address\x18\x06 \x01(\tR\x0emetricsAddress\"\xb1\x01\n" +
 	"\x0eConnectRequest\x12.\n" +
 	"\x05hello\x18\x01 \x01(\v2\x16.marquee.mesh.v1.HelloH\x00R\x05hello\x12:\n" +
 	"\theartbeat\x18\x02 \x01(\v2\x1a.marquee.mesh.v1.HeartbeatH\x00R\theartbeat\x12(\n" +
