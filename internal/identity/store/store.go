@@ -20,6 +20,7 @@ import (
 	"embed"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -386,6 +387,9 @@ FROM refresh_tokens t JOIN sessions s ON s.id = t.session_id WHERE t.hash = $1`,
 // other. CompleteLogin clears it when the password turns out right.
 func (s *Store) BeginLogin(ctx context.Context, attemptID string, keys []domain.ThrottleKey, now time.Time) error {
 	return s.db.InTx(ctx, func(tx *storage.Tx) error {
+		if err := lockThrottleKeys(ctx, tx, keys); err != nil {
+			return err
+		}
 		var wait time.Duration
 		for _, k := range keys {
 			times, err := failures(ctx, tx, k, now)
@@ -407,6 +411,29 @@ func (s *Store) BeginLogin(ctx context.Context, attemptID string, keys []domain.
 		}
 		return nil
 	})
+}
+
+// lockThrottleKeys serialises the attempts on the same keys until the
+// transaction ends. Without it, PostgreSQL's read committed lets parallel
+// attempts all count the failures below the limit and all go through,
+// which is what a brute-force run in parallel would do. (SQLite allows one
+// writer at a time, which serialises them already.) Keys are locked in
+// order, so two attempts never wait for each other.
+func lockThrottleKeys(ctx context.Context, tx *storage.Tx, keys []domain.ThrottleKey) error {
+	if tx.Dialect() != storage.Postgres {
+		return nil
+	}
+	hashes := make([]string, len(keys))
+	for i, k := range keys {
+		hashes[i] = k.Hash
+	}
+	slices.Sort(hashes)
+	for _, h := range slices.Compact(hashes) {
+		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", "login:"+h); err != nil {
+			return fmt.Errorf("store: lock login attempts: %w", err)
+		}
+	}
+	return nil
 }
 
 // failures returns the times of k's failures within its window, newest
