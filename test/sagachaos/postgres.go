@@ -35,7 +35,7 @@ func PreparePostgres(ctx context.Context, serverURL, schema string) (runURL stri
 		return "", nil, fmt.Errorf("connect to PostgreSQL: %w", err)
 	}
 	defer conn.Close(ctx)
-	for _, svc := range Services {
+	for _, svc := range databases {
 		db := "marquee_" + svc
 		_, err := conn.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{db}.Sanitize())
 		var pgErr *pgconn.PgError
@@ -45,7 +45,7 @@ func PreparePostgres(ctx context.Context, serverURL, schema string) (runURL stri
 	}
 	inEach := func(ctx context.Context, stmt string) error {
 		var errs []error
-		for _, svc := range Services {
+		for _, svc := range databases {
 			d := *u
 			d.Path = "/marquee_" + svc
 			c, err := pgx.Connect(ctx, d.String())

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -21,6 +22,10 @@ import (
 // Services are the services `marquee dev` runs, each with its own database
 // marquee_<service> on PostgreSQL.
 var Services = []string{"identity", "profiles", "catalog", "recommendations", "billing", "playback", "orders"}
+
+// databases are the PostgreSQL databases of a system: the services' and the
+// control plane's (mesh).
+var databases = append(slices.Clone(Services), "mesh")
 
 // Build compiles the marquee binary into dir and returns its path. It runs
 // `go build` in the module that holds this package.

@@ -17,7 +17,8 @@ import (
 
 // Setup installs the global tracer provider and propagator for program.
 // With an empty otlpEndpoint spans are created (so trace ids reach logs and
-// peers) but not exported. The returned function flushes and stops export.
+// peers) but neither recorded nor exported. The returned function flushes
+// and stops export.
 func Setup(ctx context.Context, program, version, otlpEndpoint string) (shutdown func(context.Context) error, err error) {
 	otel.SetTextMapPropagator(propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{}))
 	res := resource.NewWithAttributes(semconv.SchemaURL,
@@ -29,6 +30,11 @@ func Setup(ctx context.Context, program, version, otlpEndpoint string) (shutdown
 			return nil, fmt.Errorf("telemetry: OTLP exporter: %w", err)
 		}
 		opts = append(opts, sdktrace.WithBatcher(exp))
+	} else {
+		// Nothing would read the spans: keep their ids (logs carry the
+		// trace id, and the context still passes to peers) but do not
+		// record them, which costs a busy proxy a few percent of its CPU.
+		opts = append(opts, sdktrace.WithSampler(sdktrace.NeverSample()))
 	}
 	tp := sdktrace.NewTracerProvider(opts...)
 	otel.SetTracerProvider(tp)
