@@ -8,11 +8,6 @@ import (
 	"embed"
 	"errors"
 	"fmt"
-	"io/fs"
-	"path"
-	"sort"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/marquee-tv/marquee/internal/platform/storage"
@@ -88,54 +83,5 @@ func loadRoot(ctx context.Context, db *storage.DB) (*Authority, error) {
 
 // migrate applies the embedded migrations for db's dialect, each once.
 func migrate(ctx context.Context, db *storage.DB) error {
-	dir := path.Join("migrations", string(db.Dialect()))
-	entries, err := fs.ReadDir(migrationFS, dir)
-	if err != nil {
-		return fmt.Errorf("ca: migrations: %w", err)
-	}
-	type migration struct {
-		version int
-		name    string
-		sql     string
-	}
-	var ms []migration
-	for _, e := range entries {
-		num, _, ok := strings.Cut(e.Name(), "_")
-		v, err := strconv.Atoi(num)
-		if !ok || err != nil || v <= 0 {
-			return fmt.Errorf("ca: migration %s: want NNNN_name.sql", e.Name())
-		}
-		b, err := fs.ReadFile(migrationFS, path.Join(dir, e.Name()))
-		if err != nil {
-			return fmt.Errorf("ca: migration %s: %w", e.Name(), err)
-		}
-		ms = append(ms, migration{version: v, name: e.Name(), sql: string(b)})
-	}
-	sort.Slice(ms, func(i, j int) bool { return ms[i].version < ms[j].version })
-	for _, m := range ms {
-		err := db.InTx(ctx, func(tx *storage.Tx) error {
-			if db.Dialect() == storage.Postgres {
-				// Serialise concurrent starts of several control planes.
-				if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock(4242)"); err != nil {
-					return err
-				}
-			}
-			var n int
-			if err := tx.QueryRow(ctx, "SELECT COUNT(*) FROM marquee_schema WHERE scope = $1 AND version = $2", migrationScope, m.version).Scan(&n); err != nil {
-				return err
-			}
-			if n > 0 {
-				return nil
-			}
-			if _, err := tx.Exec(ctx, m.sql); err != nil {
-				return err
-			}
-			_, err := tx.Exec(ctx, "INSERT INTO marquee_schema (scope, version, name) VALUES ($1, $2, $3)", migrationScope, m.version, m.name)
-			return err
-		})
-		if err != nil {
-			return fmt.Errorf("ca: migration %s: %w", m.name, err)
-		}
-	}
-	return nil
+	return db.MigrateScope(ctx, migrationScope, storage.Migrations{FS: migrationFS, Dir: "migrations"})
 }

@@ -140,6 +140,22 @@ func (db *DB) migrate(ctx context.Context, m Migrations) error {
 	return db.apply(ctx, "service", own)
 }
 
+// MigrateScope applies m to db under scope, each version once: the schema
+// of a component that lives in its owner's database beside the owner's
+// own (the saga engine in a service's, the certificate authority in the
+// control plane's), so that it evolves on its own. Concurrent starts of
+// several replicas are serialised on PostgreSQL.
+func (db *DB) MigrateScope(ctx context.Context, scope string, m Migrations) error {
+	if scope == "" || scope == "platform" || scope == "service" {
+		return fmt.Errorf("storage: migration scope %q is reserved", scope)
+	}
+	ms, err := m.load(db.dialect)
+	if err != nil {
+		return err
+	}
+	return db.apply(ctx, scope, ms)
+}
+
 func (db *DB) apply(ctx context.Context, scope string, ms []migration) error {
 	for _, m := range ms {
 		err := db.InTx(ctx, func(tx *Tx) error {
