@@ -7,6 +7,7 @@ import (
 	"time"
 
 	meshv1 "github.com/marquee-tv/marquee/gen/marquee/mesh/v1"
+	"golang.org/x/net/http2/hpack"
 	"google.golang.org/grpc/codes"
 )
 
@@ -108,8 +109,18 @@ func (d *destination) setEndpoints(eps []*endpoint, split []*meshv1.WeightedVers
 // version its headers route it to, else of a version drawn by weight, else
 // all of them.
 func (d *destination) candidates(h http.Header) []*endpoint {
+	return d.pick(func(r *route) bool { return r.matches(h) })
+}
+
+// candidatesFields is candidates for HTTP/2 header fields.
+func (d *destination) candidatesFields(fs []hpack.HeaderField) []*endpoint {
+	return d.pick(func(r *route) bool { return r.matchesFields(fs) })
+}
+
+// pick is candidates with the header match given as matches.
+func (d *destination) pick(matches func(*route) bool) []*endpoint {
 	for i := range d.routes {
-		if d.routes[i].matches(h) {
+		if matches(&d.routes[i]) {
 			return d.byVersion[d.routes[i].version]
 		}
 	}

@@ -2,7 +2,6 @@ package sidecar
 
 import (
 	"context"
-	"math/rand/v2"
 	"net/http"
 	"time"
 
@@ -166,29 +165,6 @@ func (outboundRoute) next(ps *pstream, b *batch) *upPool {
 	ps.ep = ep
 	ps.ex.endpoint, ps.ex.ver = ep.addr, ep.version
 	return ep.pool
-}
-
-// candidatesFields is candidates for HTTP/2 header fields.
-func (d *destination) candidatesFields(fs []hpack.HeaderField) []*endpoint {
-	for i := range d.routes {
-		if d.routes[i].matchesFields(fs) {
-			return d.byVersion[d.routes[i].version]
-		}
-	}
-	switch {
-	case d.splitNone:
-		return nil
-	case len(d.split) == 1:
-		return d.byVersion[d.split[0].version]
-	case len(d.split) > 1:
-		n := rand.Uint64N(d.splitTotal)
-		for _, w := range d.split {
-			if n < w.cum {
-				return d.byVersion[w.version]
-			}
-		}
-	}
-	return d.all
 }
 
 func (rt *route) matchesFields(fs []hpack.HeaderField) bool {
