@@ -17,7 +17,8 @@ runs=${1:-5}
 work=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null; wait 2>/dev/null; rm -rf "$work"' EXIT
 go build -o "$work/marquee" ./cmd/marquee
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+# Below the kernel's ephemeral range, as marquee dev draws its own ports.
+port() { echo $((20000 + RANDOM % 12000)); }
 
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'); load $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "binary:  $("$work/marquee" version)"
@@ -26,12 +27,12 @@ echo
 for mode in on off; do
   times=()
   for i in $(seq 1 "$runs"); do
-    data="$work/data-$mode-$i"
+    data="$work/data-$mode-$i" out="$work/dev-$mode-$i.out"
     start=$(date +%s%N)
-    "$work/marquee" dev --mesh="$mode" --data "$data" --addr 127.0.0.1:$(port) --console-addr 127.0.0.1:$(port) > "$work/dev.out" 2>&1 &
+    "$work/marquee" dev --mesh="$mode" --data "$data" --addr 127.0.0.1:$(port) --console-addr 127.0.0.1:$(port) > "$out" 2>&1 &
     pid=$!
-    until grep -q "Marquee is ready" "$work/dev.out" 2>/dev/null; do
-      kill -0 $pid 2>/dev/null || { cat "$work/dev.out"; exit 1; }
+    until grep -q "Marquee is ready" "$out" 2>/dev/null; do
+      kill -0 $pid 2>/dev/null || { cat "$out"; exit 1; }
       sleep 0.01
     done
     times+=($(( ($(date +%s%N) - start) / 1000000 )))

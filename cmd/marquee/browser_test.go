@@ -161,7 +161,7 @@ func (b *browser) screenshot(name string) {
 	if os.Getenv("MARQUEE_UPDATE_SCREENSHOTS") != "1" {
 		return
 	}
-	b.waitFor("images and no passing message before the "+name+" screenshot", imagesLoaded+` && getComputedStyle(document.getElementById("toast")).visibility === "hidden"`)
+	b.waitFor("images and no passing message before the "+name+" screenshot", imagesLoaded+` && (t => !t || getComputedStyle(t).visibility === "hidden")(document.getElementById("toast"))`)
 	ctx, cancel := context.WithTimeout(b.ctx, browserStep)
 	defer cancel()
 	png, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -173,6 +174,16 @@ func runMesh(ctx context.Context, args []string) error {
 	out, _, err := c.send(ctx, method, path, contentType, body)
 	if err != nil {
 		return err
+	}
+	if sub == "apply" {
+		var applied struct {
+			Version uint64 `json:"version"`
+		}
+		if err := json.Unmarshal(out, &applied); err != nil {
+			return fmt.Errorf("mesh apply: unexpected answer %q", out)
+		}
+		fmt.Printf("policy version %d in force\n", applied.Version)
+		return nil
 	}
 	os.Stdout.Write(out)
 	if len(out) > 0 && out[len(out)-1] != '\n' {

@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
@@ -108,6 +110,18 @@ func TestMesh(t *testing.T) {
 			if !strings.Contains(out, want) {
 				t.Errorf("Istio rendering lacks %q", want)
 			}
+		}
+		good := t.TempDir() + "/good.yaml"
+		current, err := tool("mesh", "get")
+		if err != nil {
+			t.Fatal(err)
+		}
+		os.WriteFile(good, []byte(strings.Replace(current, "timeout: 800ms", "timeout: 900ms", 1)), 0o644)
+		if out, err := tool("mesh", "apply", good); err != nil || !strings.Contains(out, "policy version 2 in force") {
+			t.Errorf("applying an edited policy: %v\n%s; want version 2 in force", err, out)
+		}
+		if out, err := tool("mesh", "history"); err != nil || !strings.Contains(out, `"version":2`) {
+			t.Errorf("marquee mesh history: %v\n%s", err, out)
 		}
 		bad := t.TempDir() + "/bad.yaml"
 		os.WriteFile(bad, []byte("services:\n  catalog:\n    retries: {attempts: 99}\n"), 0o644)
@@ -237,6 +251,54 @@ func TestMesh(t *testing.T) {
 			}
 			if time.Now().After(deadline) {
 				t.Fatalf("home still degraded 10s after the fault was cleared: %v", home.body["degraded"])
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	})
+
+	t.Run("the console shows traffic and its split control moves it", func(t *testing.T) {
+		exe := os.Getenv("MARQUEE_TEST_BROWSER")
+		if exe == "" {
+			t.Skip("browser test skipped: set MARQUEE_TEST_BROWSER to a Chromium executable to run it")
+		}
+		pid := seed.DemoProfiles[0].ID
+		stop := make(chan struct{})
+		var traffic sync.WaitGroup
+		traffic.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				case <-time.After(100 * time.Millisecond):
+					viewer.do("GET", "/api/v1/titles?page_size=5", nil)
+				}
+			}
+		})
+		defer func() { close(stop); traffic.Wait() }()
+
+		b := newBrowser(t, exe, d.ops)
+		b.open("/")
+		b.fill("#email", creds.Admin.Email)
+		b.fill("#password", creds.Admin.Password)
+		b.click(`#login-form button[type="submit"]`)
+		b.waitFor("the gateway → catalog edge with traffic", `(e => !!e && /([1-9][0-9]*\.[0-9]|0\.[1-9]) rps/.test(e.textContent))(document.querySelector('g.edge[data-source="gateway"][data-destination="catalog"]'))`)
+		b.screenshot("console-topology")
+
+		b.click(`nav a[href="#traffic"]`)
+		b.waitFor("the recommendations split control", `!!document.querySelector('input.split[data-service="recommendations"]')`)
+		b.screenshot("console-traffic")
+		// All of recommendations to v2, from the keyboard.
+		b.do("move the split to v2", chromedp.Focus(chromedp.CSS(`input.split[data-service="recommendations"]`)), chromedp.KeyEvent(kb.End))
+		deadline := time.Now().Add(20 * time.Second)
+		for streak := 0; streak < 20; {
+			r := viewer.do("GET", "/api/v1/recommendations?profile_id="+pid, nil)
+			if r.status == 200 && str(r.body, "version") == "v2" {
+				streak++
+				continue
+			}
+			streak = 0
+			if time.Now().After(deadline) {
+				t.Fatalf("recommendations still answered from %q (status %d) 20s after the split moved to v2", str(r.body, "version"), r.status)
 			}
 			time.Sleep(50 * time.Millisecond)
 		}
