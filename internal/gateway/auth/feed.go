@@ -29,7 +29,12 @@ func (a *Authenticator) FollowRevocations(ctx context.Context, nc *nats.Conn, js
 		return fmt.Errorf("auth: subscribe %s: %w", RevokedSubject, err)
 	}
 	defer sub.Unsubscribe()
-	if err := nc.FlushWithContext(ctx); err != nil && ctx.Err() == nil {
+	// The flush makes sure the server has the subscription before the
+	// replay starts; nats wants a deadline for it.
+	flushCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	err = nc.FlushWithContext(flushCtx)
+	cancel()
+	if err != nil && ctx.Err() == nil {
 		a.log.Warn("revocations: flush subscription", slog.String("error", err.Error()))
 	}
 
