@@ -14,6 +14,9 @@ import (
 	"github.com/marquee-tv/marquee/internal/identity/token"
 )
 
+// firstLoadInterval spaces the fetches before the first success.
+const firstLoadInterval = 250 * time.Millisecond
+
 // KeySource fetches the current JWKS (from identity's ListSigningKeys,
 // converted with token.KeysetFromProto).
 type KeySource interface {
@@ -22,7 +25,8 @@ type KeySource interface {
 
 // KeyCache holds the verification keys fetched from a KeySource. Reads are
 // lock-free (an atomic pointer to an immutable Keyset). A token whose kid
-// is unknown triggers a refetch, at most one per MinInterval: a request
+// is unknown triggers a refetch, at most one per MinInterval (one per
+// firstLoadInterval before the first keys arrive): a request
 // that finds the last fetch too recent waits for the next allowed one
 // (bounded by its context), so a token signed by a key published a moment
 // ago is never refused, and a flood of made-up kids costs identity one call
@@ -82,7 +86,13 @@ func (c *KeyCache) wait(ctx context.Context, fresh bool) error {
 	for c.completed < want {
 		if c.inflight == nil {
 			c.inflight = make(chan struct{})
-			go c.fetch(c.inflight, max(time.Until(c.lastStart.Add(c.minInterval)), 0))
+			interval := c.minInterval
+			if c.keys.Load() == nil {
+				// Nothing can be verified until the first keys arrive
+				// (identity may still be starting): try again soon.
+				interval = min(interval, firstLoadInterval)
+			}
+			go c.fetch(c.inflight, max(time.Until(c.lastStart.Add(interval)), 0))
 		}
 		done := c.inflight
 		c.mu.Unlock()
