@@ -25,6 +25,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/marquee-tv/marquee/internal/mesh/ca"
@@ -353,46 +354,73 @@ func instanceVersion(cfg Config, svc string, i int) string {
 	return "v1"
 }
 
-// handedOut remembers the ports already planned, which are free until
-// their programs bind them and must not be handed out twice.
-var handedOut = struct {
+// Ports are planned up front and bound by the children seconds later, so
+// a port found free must stay out of everybody else's hands meanwhile:
+// within this process by handing ports out in order, and against other
+// marquee dev processes (tests run several at once) by taking a block of
+// ports under a lock file that is held while this process lives.
+//
+// Blocks lie below the kernel's ephemeral range: the kernel's own pick
+// (port 0) comes from that range, which outgoing connections (to
+// PostgreSQL, NATS, the peers) also take their source ports from, and one
+// of them could take a port before the child binds it.
+const (
+	portFloor = 20000
+	portBlock = 128
+)
+
+var handedOut struct {
 	sync.Mutex
-	ports map[int]bool
-}{ports: map[int]bool{}}
+	next, end int        // the rest of the current block
+	locks     []*os.File // held until the process exits
+}
 
 // newPorts returns n distinct loopback ports, free now and not handed out
-// before. A port is drawn from below the kernel's ephemeral range: the
-// kernel's own pick (port 0) comes from that range, which outgoing
-// connections (to PostgreSQL, NATS, the peers) also take their source
-// ports from, and one of them could take the port before the child binds
-// it.
+// before by any marquee dev.
 func newPorts(n int) ([]int, error) {
 	handedOut.Lock()
 	defer handedOut.Unlock()
-	lo := ephemeralLow()
-	const floor = 20000
 	ports := make([]int, 0, n)
-	for tries := 0; len(ports) < n; tries++ {
-		if tries == 1000 {
-			return nil, fmt.Errorf("find a free port: none free between %d and %d", floor, lo)
+	for len(ports) < n {
+		if handedOut.next >= handedOut.end {
+			if err := claimPortBlock(); err != nil {
+				return nil, err
+			}
 		}
-		r, err := rand.Int(rand.Reader, big.NewInt(int64(lo-floor)))
-		if err != nil {
-			return nil, err
-		}
-		port := floor + int(r.Int64())
-		if handedOut.ports[port] {
-			continue
-		}
+		port := handedOut.next
+		handedOut.next++
 		l, err := net.Listen("tcp", hostPort(port))
 		if err != nil {
-			continue
+			continue // some other program has it
 		}
 		l.Close()
-		handedOut.ports[port] = true
 		ports = append(ports, port)
 	}
 	return ports, nil
+}
+
+// claimPortBlock locks a free block of ports, starting from a random one.
+func claimPortBlock() error {
+	blocks := (ephemeralLow() - portFloor) / portBlock
+	r, err := rand.Int(rand.Reader, big.NewInt(int64(blocks)))
+	if err != nil {
+		return err
+	}
+	for i := range blocks {
+		base := portFloor + (int(r.Int64())+i)%blocks*portBlock
+		f, err := os.OpenFile(filepath.Join(os.TempDir(), fmt.Sprintf("marquee-ports-%d.lock", base)), os.O_CREATE|os.O_RDWR, 0o600)
+		if err != nil {
+			return fmt.Errorf("find free ports: %w", err)
+		}
+		if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+			f.Close()
+			continue // another marquee dev has it
+		}
+		handedOut.locks = append(handedOut.locks, f)
+		handedOut.next, handedOut.end = base, base+portBlock
+		return nil
+	}
+	return fmt.Errorf("find free ports: all %d blocks of %d ports from %d are taken", blocks, portBlock, portFloor)
 }
 
 // ephemeralLow is the first port of the kernel's ephemeral range.

@@ -2,6 +2,8 @@ package devrun
 
 import (
 	"fmt"
+	"os"
+	"syscall"
 	"testing"
 )
 
@@ -46,5 +48,34 @@ func TestInstanceVersion(t *testing.T) {
 	}
 	if _, err := ParseVersions("recommendations=v3"); err == nil {
 		t.Error("ParseVersions(recommendations=v3) succeeded, want error")
+	}
+}
+
+func TestNewPortsAreDistinctAndBelowTheEphemeralRange(t *testing.T) {
+	seen := map[int]bool{}
+	for range 3 {
+		ports, err := newPorts(100) // more than one block
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range ports {
+			if seen[p] {
+				t.Fatalf("port %d handed out twice", p)
+			}
+			seen[p] = true
+			if p < portFloor || p >= ephemeralLow() {
+				t.Errorf("port %d is outside [%d, %d)", p, portFloor, ephemeralLow())
+			}
+		}
+	}
+	// Another process's claim on a block is seen as a held lock.
+	held := handedOut.locks[0]
+	other, err := os.Open(held.Name())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	if err := syscall.Flock(int(other.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err == nil {
+		t.Error("a second lock on a claimed block succeeded, want it refused while this process holds it")
 	}
 }

@@ -111,6 +111,9 @@ func TestOutboxDeliversExactlyOnceAcrossNATSOutage(t *testing.T) {
 		// NATS up: the first 50 flow through.
 		publish(0, 50, 1)
 		eventually(t, 10*time.Second, "first 50 events handled", handled(50))
+		// And marked published: a relay still marking them would overwrite
+		// the reset below.
+		eventually(t, 10*time.Second, "first 50 events settled", settled)
 
 		// A relay that died after publishing rows 1-20 and before marking
 		// them: they go out again and the stream's duplicate window drops them.
