@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strings"
 	"time"
 
 	meshv1 "github.com/marquee-tv/marquee/gen/marquee/mesh/v1"
@@ -48,6 +49,7 @@ func runSidecar(ctx context.Context, args []string) error {
 	}
 	if *instance == "" {
 		host, _ := os.Hostname()
+		host, _, _ = strings.Cut(strings.ToLower(host), ".")
 		*instance = fmt.Sprintf("%s-%s-%d", *service, host, os.Getpid())
 	}
 	pem, err := os.ReadFile(*trustBundle)
