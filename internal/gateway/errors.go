@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"github.com/marquee-tv/marquee/internal/platform/rpcerr"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -61,28 +62,6 @@ var statusByReason = map[string]int{
 	"IDEMPOTENCY_KEY_REUSED": http.StatusUnprocessableEntity,
 }
 
-// codeNames are the canonical names of the gRPC codes, as in
-// google/rpc/code.proto.
-var codeNames = map[codes.Code]string{
-	codes.OK:                 "OK",
-	codes.Canceled:           "CANCELLED",
-	codes.Unknown:            "UNKNOWN",
-	codes.InvalidArgument:    "INVALID_ARGUMENT",
-	codes.DeadlineExceeded:   "DEADLINE_EXCEEDED",
-	codes.NotFound:           "NOT_FOUND",
-	codes.AlreadyExists:      "ALREADY_EXISTS",
-	codes.PermissionDenied:   "PERMISSION_DENIED",
-	codes.ResourceExhausted:  "RESOURCE_EXHAUSTED",
-	codes.FailedPrecondition: "FAILED_PRECONDITION",
-	codes.Aborted:            "ABORTED",
-	codes.OutOfRange:         "OUT_OF_RANGE",
-	codes.Unimplemented:      "UNIMPLEMENTED",
-	codes.Internal:           "INTERNAL",
-	codes.Unavailable:        "UNAVAILABLE",
-	codes.DataLoss:           "DATA_LOSS",
-	codes.Unauthenticated:    "UNAUTHENTICATED",
-}
-
 // Messages of server-side failures, which never carry the upstream's text.
 const (
 	msgInternal    = "internal error"
@@ -127,7 +106,7 @@ func toAPIError(err error) apiError {
 	if !ok {
 		httpStatus = http.StatusInternalServerError
 	}
-	e := apiError{Status: httpStatus, Code: codeNames[s.Code()], Message: s.Message()}
+	e := apiError{Status: httpStatus, Code: rpcerr.CodeName(s.Code()), Message: s.Message()}
 	var retry *errdetails.RetryInfo
 	for _, d := range s.Details() {
 		switch d := d.(type) {
@@ -264,7 +243,7 @@ func (g *Gateway) handleError(ctx context.Context, _ *runtime.ServeMux, _ runtim
 		method, _ := runtime.RPCMethod(ctx)
 		g.log(r.Context(), level, "upstream error",
 			slog.String("rpc", method),
-			slog.String("grpc_code", codeNames[status.Code(err)]),
+			slog.String("grpc_code", rpcerr.CodeName(status.Code(err))),
 			slog.String("error", err.Error()))
 	}
 	g.writeError(w, r, e)

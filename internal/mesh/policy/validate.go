@@ -6,10 +6,10 @@ import (
 	"math"
 	"regexp"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
+	"github.com/marquee-tv/marquee/internal/platform/rpcerr"
 	"google.golang.org/grpc/codes"
 )
 
@@ -261,7 +261,7 @@ func (f *Fault) validate(v *validator, path string) {
 		p := path + ".abort"
 		v.percent(p+".percent", a.Percent)
 		if a.GRPCCode != "" {
-			if c, ok := grpcCode(a.GRPCCode); !ok || c == codes.OK {
+			if c, ok := rpcerr.ParseCode(a.GRPCCode); !ok || c == codes.OK {
 				v.add(p+".grpcCode", "%q is not a gRPC error code name (e.g. UNAVAILABLE, INTERNAL)", a.GRPCCode)
 			}
 		}
@@ -274,16 +274,4 @@ func (f *Fault) validate(v *validator, path string) {
 		v.percent(p+".percent", d.Percent)
 		v.duration(p+".duration", d.Duration, MaxFaultDelay)
 	}
-}
-
-// grpcCode looks a code up by its canonical name ("UNAVAILABLE").
-func grpcCode(name string) (codes.Code, bool) {
-	if name == "" || name[0] < 'A' || name[0] > 'Z' {
-		return 0, false // UnmarshalJSON would also take numbers
-	}
-	var c codes.Code
-	if err := c.UnmarshalJSON([]byte(strconv.Quote(name))); err != nil {
-		return 0, false
-	}
-	return c, true
 }

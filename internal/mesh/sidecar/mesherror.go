@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/marquee-tv/marquee/internal/platform/rpcerr"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -55,7 +56,7 @@ func (e meshError) write(w http.ResponseWriter, grpc bool) {
 		w.WriteHeader(http.StatusOK)
 		return
 	}
-	body, _ := json.Marshal(errorBody{Error: errorDetail{Code: codeName(e.code), Message: e.msg}})
+	body, _ := json.Marshal(errorBody{Error: errorDetail{Code: rpcerr.CodeName(e.code), Message: e.msg}})
 	h["Content-Type"] = jsonContentType
 	h["X-Content-Type-Options"] = nosniff
 	h["Content-Length"] = []string{strconv.Itoa(len(body) + 1)}
@@ -76,45 +77,6 @@ type errorBody struct {
 type errorDetail struct {
 	Code    string `json:"code"`
 	Message string `json:"message"`
-}
-
-// codeNames are the canonical gRPC code names (google/rpc/code.proto),
-// also the code label of gRPC requests' metrics.
-var codeNames = [...]string{
-	codes.OK:                 "OK",
-	codes.Canceled:           "CANCELLED",
-	codes.Unknown:            "UNKNOWN",
-	codes.InvalidArgument:    "INVALID_ARGUMENT",
-	codes.DeadlineExceeded:   "DEADLINE_EXCEEDED",
-	codes.NotFound:           "NOT_FOUND",
-	codes.AlreadyExists:      "ALREADY_EXISTS",
-	codes.PermissionDenied:   "PERMISSION_DENIED",
-	codes.ResourceExhausted:  "RESOURCE_EXHAUSTED",
-	codes.FailedPrecondition: "FAILED_PRECONDITION",
-	codes.Aborted:            "ABORTED",
-	codes.OutOfRange:         "OUT_OF_RANGE",
-	codes.Unimplemented:      "UNIMPLEMENTED",
-	codes.Internal:           "INTERNAL",
-	codes.Unavailable:        "UNAVAILABLE",
-	codes.DataLoss:           "DATA_LOSS",
-	codes.Unauthenticated:    "UNAUTHENTICATED",
-}
-
-func codeName(c codes.Code) string {
-	if int(c) < len(codeNames) {
-		return codeNames[c]
-	}
-	return "UNKNOWN"
-}
-
-// codeByName parses a canonical gRPC code name.
-func codeByName(name string) (codes.Code, bool) {
-	for i, n := range codeNames {
-		if n == name {
-			return codes.Code(i), true
-		}
-	}
-	return 0, false
 }
 
 // grpcStatus parses a grpc-status value; ok is false when it is missing or
@@ -145,7 +107,7 @@ func grpcCodeLabel(v string) string {
 	if !ok {
 		return "UNKNOWN"
 	}
-	return codeName(c)
+	return rpcerr.CodeName(c)
 }
 
 // encodeGRPCMessage percent-encodes a grpc-message value as the gRPC

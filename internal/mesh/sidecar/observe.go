@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/marquee-tv/marquee/internal/platform/rpcerr"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
@@ -41,7 +42,7 @@ func (ex *exchange) fail(w http.ResponseWriter, e meshError) {
 	e.write(w, ex.grpc)
 	ex.meshErr = e.reason
 	if ex.grpc {
-		ex.code = codeName(e.code)
+		ex.code = rpcerr.CodeName(e.code)
 	} else {
 		ex.code = statusLabel(e.status)
 	}

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/marquee-tv/marquee/internal/platform/rpcerr"
 	"google.golang.org/grpc/codes"
 )
 
@@ -117,7 +118,7 @@ func relay(w http.ResponseWriter, resp *http.Response, ex *exchange, cutShort fu
 		h["Trailer:Grpc-Message"] = []string{encodeGRPCMessage(e.msg)}
 		h["Trailer:Grpc-Status-Details-Bin"] = []string{e.details()}
 		h["Trailer:"+meshErrorHeader] = []string{e.reason}
-		ex.code = codeName(e.code)
+		ex.code = rpcerr.CodeName(e.code)
 		return e.code == codes.Unavailable
 	}
 	copyTrailers(h, resp.Trailer)

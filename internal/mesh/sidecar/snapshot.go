@@ -15,6 +15,7 @@ import (
 
 	meshv1 "github.com/marquee-tv/marquee/gen/marquee/mesh/v1"
 	"github.com/marquee-tv/marquee/internal/mesh/ca"
+	"github.com/marquee-tv/marquee/internal/platform/rpcerr"
 )
 
 // Limits on snapshot values, beyond which a snapshot is refused.
@@ -421,7 +422,7 @@ func (d *destination) compileFault(f *meshv1.Fault) error {
 		d.abortPct = a.GetPercent()
 		d.abortCode = codes.Unavailable
 		if name := a.GetGrpcCode(); name != "" {
-			c, ok := codeByName(name)
+			c, ok := rpcerr.ParseCode(name)
 			if !ok || c == codes.OK {
 				return fmt.Errorf("abort.grpc_code %q is not an error code name (UNAVAILABLE, ...)", name)
 			}

@@ -32,3 +32,20 @@ func TestReasonRoundTrip(t *testing.T) {
 		t.Error("Is does not match its reason")
 	}
 }
+
+func TestCodeNames(t *testing.T) {
+	for c := codes.OK; c <= codes.Unauthenticated; c++ {
+		name := CodeName(c)
+		if got, ok := ParseCode(name); !ok || got != c {
+			t.Errorf("ParseCode(CodeName(%v) = %q) = %v, %v", c, name, got, ok)
+		}
+	}
+	if CodeName(codes.Canceled) != "CANCELLED" || CodeName(codes.DeadlineExceeded) != "DEADLINE_EXCEEDED" || CodeName(99) != "UNKNOWN" {
+		t.Error("CodeName does not give the canonical names")
+	}
+	for _, bad := range []string{"", "Unavailable", "14", "NOPE"} {
+		if _, ok := ParseCode(bad); ok {
+			t.Errorf("ParseCode(%q) succeeded", bad)
+		}
+	}
+}
