@@ -94,7 +94,10 @@ go build -o "$work/marquee" ./cmd/marquee || fail "go build ./cmd/marquee"
 addr=127.0.0.1:$(port)
 console=127.0.0.1:$(port)
 data=$work/data
-devcmd=(taskset -c 1 "$work/marquee" dev --data "$data" --addr "$addr" --console-addr "$console")
+# Without the mesh: this measures the gateway and playback themselves
+# (bench/mesh.sh measures the sidecars), and reads the services' addresses
+# from the dev gateway's --peers.
+devcmd=(taskset -c 1 "$work/marquee" dev --mesh=off --data "$data" --addr "$addr" --console-addr "$console")
 MARQUEE_POSTGRES= MARQUEE_NATS= "${devcmd[@]}" >"$work/dev.out" 2>&1 &
 devpid=$!
 pids+=($devpid)

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# marquee dev start-up time and memory at idle, with the mesh on and off.
+# marquee dev start-up time and memory at idle: with the mesh on and off,
+# and with the mesh on and the whole system held to one core.
 #
 #   bash bench/idle.sh [runs]
 #
@@ -24,12 +25,14 @@ echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -
 echo "binary:  $("$work/marquee" version)"
 echo
 
-for mode in on off; do
+for run in on off on:1; do
+  mode=${run%%:*} pin=()
+  [[ $run == *:* ]] && pin=(taskset -c "${run#*:}")
   times=()
   for i in $(seq 1 "$runs"); do
-    data="$work/data-$mode-$i" out="$work/dev-$mode-$i.out"
+    data="$work/data-${run/:/-}-$i" out="$work/dev-${run/:/-}-$i.out"
     start=$(date +%s%N)
-    "$work/marquee" dev --mesh="$mode" --data "$data" --addr 127.0.0.1:$(port) --console-addr 127.0.0.1:$(port) > "$out" 2>&1 &
+    "${pin[@]}" "$work/marquee" dev --mesh="$mode" --data "$data" --addr 127.0.0.1:$(port) --console-addr 127.0.0.1:$(port) > "$out" 2>&1 &
     pid=$!
     until grep -q "Marquee is ready" "$out" 2>/dev/null; do
       kill -0 $pid 2>/dev/null || { cat "$out"; exit 1; }
@@ -49,8 +52,8 @@ for mode in on off; do
     kill -TERM $pid; wait $pid || true
   done
   sorted=($(printf '%s\n' "${times[@]}" | sort -n))
-  printf 'mesh %-3s ready: median %d ms (min %d, max %d, %d runs); at idle: %d processes, PSS %d MB, RSS %d MB\n' \
-    "$mode" "${sorted[$((runs / 2))]}" "${sorted[0]}" "${sorted[-1]}" "$runs" "$procs" $((pss / 1024)) $((rss / 1024))
+  printf 'mesh %-3s %-8s ready: median %d ms (min %d, max %d, %d runs); at idle: %d processes, PSS %d MB, RSS %d MB\n' \
+    "$mode" "${pin[*]:+on CPU ${run#*:}}" "${sorted[$((runs / 2))]}" "${sorted[0]}" "${sorted[-1]}" "$runs" "$procs" $((pss / 1024)) $((rss / 1024))
 done
 echo
 echo "goals (PRODUCT §9): ready under 3000 ms; whole system under 400 MB at idle"

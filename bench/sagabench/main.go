@@ -94,7 +94,9 @@ func run(bin, pg string, clients int, duration, warmup time.Duration, profile st
 		}()
 		engine = "PostgreSQL"
 	}
-	sys, err := sagachaos.Start(ctx, sagachaos.Options{Binary: bin, DataDir: filepath.Join(work, "data"), PostgresURL: url})
+	// Without the mesh: this measures the saga engine and its participants
+	// (bench/mesh.sh measures the sidecars).
+	sys, err := sagachaos.Start(ctx, sagachaos.Options{Binary: bin, DataDir: filepath.Join(work, "data"), PostgresURL: url, Extra: []string{"--mesh=off"}})
 	if err != nil {
 		return err
 	}

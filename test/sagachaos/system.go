@@ -107,7 +107,7 @@ func Start(ctx context.Context, o Options) (*System, error) {
 	args = append(args, o.Extra...)
 	cmd := exec.Command(o.Binary, args...)
 	// Flags fall back to MARQUEE_* variables: none of the caller's may leak in.
-	cmd.Env = append(os.Environ(), "MARQUEE_POSTGRES=", "MARQUEE_NATS=", "MARQUEE_REDIS=", "MARQUEE_REPLICAS=", "MARQUEE_VERSIONS=")
+	cmd.Env = append(os.Environ(), "MARQUEE_POSTGRES=", "MARQUEE_NATS=", "MARQUEE_REDIS=", "MARQUEE_REPLICAS=", "MARQUEE_VERSIONS=", "MARQUEE_MESH=")
 	// Should this process die, marquee dev stops, and with it its children.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
 	pr, pw := io.Pipe()
